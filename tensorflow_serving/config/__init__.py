@@ -1,0 +1,8 @@
+"""Bridges `tensorflow_serving.config` to the installed tensorflow-serving-api.
+
+The `*_pb2` modules come from the wheel; see `tensorflow_serving/__init__.py`.
+"""
+
+import pkgutil
+
+__path__ = pkgutil.extend_path(__path__, __name__)

@@ -1,0 +1,17 @@
+"""Offline stand-in for @rules_cc//cc:defs.bzl on Bazel 4.2.3.
+
+Debian's rules_cc is newer than Bazel 4.2.3 understands, and the real one would be
+downloaded; in Bazel 4 the rules are native anyway, so this file only forwards.
+"""
+
+cc_binary = native.cc_binary
+cc_import = native.cc_import
+cc_library = native.cc_library
+cc_proto_library = native.cc_proto_library
+cc_test = native.cc_test
+cc_toolchain = native.cc_toolchain
+cc_toolchain_suite = native.cc_toolchain_suite
+fdo_prefetch_hints = native.fdo_prefetch_hints
+fdo_profile = native.fdo_profile
+objc_import = native.objc_import
+objc_library = native.objc_library
