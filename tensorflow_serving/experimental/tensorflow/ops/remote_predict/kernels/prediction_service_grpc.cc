@@ -1,0 +1,559 @@
+// PredictionService/Predict over gRPC's C core: channel set-up, the
+// completion-queue thread, and the life of one unary call.
+
+#include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/prediction_service_grpc.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/grpc_core_api.h"
+
+namespace tensorflow {
+namespace serving {
+namespace {
+
+constexpr char kPredictMethod[] =
+    "/tensorflow.serving.PredictionService/Predict";
+constexpr char kRoundRobinServiceConfig[] =
+    R"({"loadBalancingConfig":[{"round_robin":{}}]})";
+constexpr char kTargetHelp[] =
+    "; use host:port (e.g. localhost:8500) or a gRPC URI such as "
+    "dns:///host:port or ipv4:10.0.0.1:8500,10.0.0.2:8500";
+
+absl::Status InvalidTarget(const std::string& target, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "Invalid target_address '", target, "': ", why, kTargetHelp));
+}
+
+bool IsPort(absl::string_view port) {
+  int value;
+  return !port.empty() && port.size() <= 5 &&
+         std::all_of(port.begin(), port.end(), absl::ascii_isdigit) &&
+         absl::SimpleAtoi(port, &value) && value > 0 && value <= 65535;
+}
+
+// Splits "host:port" or "[v6]:port"; the host keeps no brackets.
+bool SplitHostPort(absl::string_view host_port, absl::string_view* host,
+                   absl::string_view* port) {
+  if (absl::StartsWith(host_port, "[")) {
+    const size_t close = host_port.find(']');
+    if (close == absl::string_view::npos || close + 1 >= host_port.size() ||
+        host_port[close + 1] != ':') {
+      return false;
+    }
+    *host = host_port.substr(1, close - 1);
+    *port = host_port.substr(close + 2);
+  } else {
+    const size_t colon = host_port.rfind(':');
+    if (colon == absl::string_view::npos) return false;
+    *host = host_port.substr(0, colon);
+    *port = host_port.substr(colon + 1);
+    if (absl::StrContains(*host, ':')) return false;  // v6 needs brackets
+  }
+  return !host->empty();
+}
+
+// Checks an ipv4: or ipv6: URI's comma-separated address list, which gRPC's
+// resolvers for those schemes require to be numeric with ports.
+absl::Status ValidateAddressList(const std::string& target,
+                                 absl::string_view list, int family) {
+  // "ipv4:///1.2.3.4:5" is allowed too: gRPC ignores an empty authority.
+  absl::ConsumePrefix(&list, "//");
+  absl::ConsumePrefix(&list, "/");
+  if (list.empty()) return InvalidTarget(target, "it lists no addresses");
+  for (absl::string_view address : absl::StrSplit(list, ',')) {
+    absl::string_view host, port;
+    unsigned char parsed[16];
+    if (!SplitHostPort(address, &host, &port) || !IsPort(port) ||
+        inet_pton(family, std::string(host).c_str(), parsed) != 1) {
+      return InvalidTarget(target,
+                           absl::StrCat("'", address, "' is not a numeric ",
+                                        family == AF_INET ? "IPv4" : "IPv6",
+                                        " address with a port"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Deadline `timeout` from now on the monotonic clock, which wall-clock
+// adjustments cannot move.
+gpr_timespec DeadlineFromNow(absl::Duration timeout) {
+  if (timeout == absl::InfiniteDuration()) {
+    return GRPC_CORE(gpr_inf_future)(GPR_CLOCK_MONOTONIC);
+  }
+  const int64_t micros =
+      std::max<int64_t>(0, absl::ToInt64Microseconds(timeout));
+  return GRPC_CORE(gpr_time_add)(
+      GRPC_CORE(gpr_now)(GPR_CLOCK_MONOTONIC),
+      GRPC_CORE(gpr_time_from_micros)(micros, GPR_TIMESPAN));
+}
+
+std::string SliceToString(const grpc_slice& slice) {
+  return std::string(reinterpret_cast<const char*>(GRPC_SLICE_START_PTR(slice)),
+                     GRPC_SLICE_LENGTH(slice));
+}
+
+// Serializes `message` straight into a gRPC byte buffer, without an
+// intermediate string: a 64 MiB tensor is copied once, not twice.
+absl::StatusOr<grpc_byte_buffer*> SerializeToByteBuffer(
+    const google::protobuf::MessageLite& message) {
+  const size_t size = message.ByteSizeLong();
+  if (size > INT_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PredictRequest is ", size,
+        " bytes, over protobuf's 2 GiB limit; send smaller tensors"));
+  }
+  grpc_slice slice = GRPC_CORE(grpc_slice_malloc)(size);
+  message.SerializeWithCachedSizesToArray(GRPC_SLICE_START_PTR(slice));
+  grpc_byte_buffer* buffer = GRPC_CORE(grpc_raw_byte_buffer_create)(&slice, 1);
+  GRPC_CORE(grpc_slice_unref)(slice);
+  return buffer;
+}
+
+absl::Status ParseFromByteBuffer(grpc_byte_buffer* buffer,
+                                 google::protobuf::MessageLite* message) {
+  grpc_byte_buffer_reader reader;
+  if (!GRPC_CORE(grpc_byte_buffer_reader_init)(&reader, buffer)) {
+    return absl::InternalError("Could not read the PredictResponse bytes");
+  }
+  grpc_slice bytes = GRPC_CORE(grpc_byte_buffer_reader_readall)(&reader);
+  GRPC_CORE(grpc_byte_buffer_reader_destroy)(&reader);
+  const bool parsed = message->ParseFromArray(GRPC_SLICE_START_PTR(bytes),
+                                              GRPC_SLICE_LENGTH(bytes));
+  const size_t size = GRPC_SLICE_LENGTH(bytes);
+  GRPC_CORE(grpc_slice_unref)(bytes);
+  if (!parsed) {
+    return absl::InternalError(absl::StrCat(
+        "The server's reply (", size, " bytes) is not a PredictResponse"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateTargetAddress(const std::string& target) {
+  if (target.empty()) return InvalidTarget(target, "it is empty");
+  for (const char c : target) {
+    if (absl::ascii_isspace(c) || absl::ascii_iscntrl(c)) {
+      return InvalidTarget(target, "it contains whitespace");
+    }
+  }
+  // A URI's scheme: a letter, then letters, digits, '+', '-' or '.'.
+  const size_t colon = target.find(':');
+  absl::string_view scheme = absl::string_view(target).substr(
+      0, colon == std::string::npos ? 0 : colon);
+  const bool looks_like_scheme =
+      !scheme.empty() && absl::ascii_isalpha(scheme[0]) &&
+      std::all_of(scheme.begin(), scheme.end(), [](char c) {
+        return absl::ascii_isalnum(c) || c == '+' || c == '-' || c == '.';
+      });
+  const absl::string_view rest =
+      colon == std::string::npos ? ""
+                                 : absl::string_view(target).substr(colon + 1);
+  if (looks_like_scheme && !IsPort(rest)) {
+    if (scheme == "ipv4") return ValidateAddressList(target, rest, AF_INET);
+    if (scheme == "ipv6") return ValidateAddressList(target, rest, AF_INET6);
+    if (scheme == "dns" || scheme == "unix" || scheme == "unix-abstract") {
+      if (rest.empty() || rest == "//" || rest == "///") {
+        return InvalidTarget(target, "it names no host or path");
+      }
+      return absl::OkStatus();
+    }
+    // gRPC would read an unknown scheme as a DNS name and fail only when
+    // connecting, so say so now.
+    return InvalidTarget(
+        target, absl::StrCat("'", scheme,
+                             ":' is not a scheme gRPC resolves (dns, ipv4, "
+                             "ipv6, unix, unix-abstract) and the rest is not a "
+                             "port"));
+  }
+  absl::string_view host, port;
+  if (!SplitHostPort(target, &host, &port)) {
+    return InvalidTarget(target, "it has no host:port form");
+  }
+  if (!IsPort(port)) {
+    return InvalidTarget(target,
+                         absl::StrCat("'", port, "' is not a port (1-65535)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusCode StatusCodeFromGrpc(int grpc_code) {
+  switch (grpc_code) {
+    case GRPC_STATUS_OK:
+      return absl::StatusCode::kOk;
+    case GRPC_STATUS_CANCELLED:
+      return absl::StatusCode::kCancelled;
+    case GRPC_STATUS_UNKNOWN:
+      return absl::StatusCode::kUnknown;
+    case GRPC_STATUS_INVALID_ARGUMENT:
+      return absl::StatusCode::kInvalidArgument;
+    case GRPC_STATUS_DEADLINE_EXCEEDED:
+      return absl::StatusCode::kDeadlineExceeded;
+    case GRPC_STATUS_NOT_FOUND:
+      return absl::StatusCode::kNotFound;
+    case GRPC_STATUS_ALREADY_EXISTS:
+      return absl::StatusCode::kAlreadyExists;
+    case GRPC_STATUS_PERMISSION_DENIED:
+      return absl::StatusCode::kPermissionDenied;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED:
+      return absl::StatusCode::kResourceExhausted;
+    case GRPC_STATUS_FAILED_PRECONDITION:
+      return absl::StatusCode::kFailedPrecondition;
+    case GRPC_STATUS_ABORTED:
+      return absl::StatusCode::kAborted;
+    case GRPC_STATUS_OUT_OF_RANGE:
+      return absl::StatusCode::kOutOfRange;
+    case GRPC_STATUS_UNIMPLEMENTED:
+      return absl::StatusCode::kUnimplemented;
+    case GRPC_STATUS_INTERNAL:
+      return absl::StatusCode::kInternal;
+    case GRPC_STATUS_UNAVAILABLE:
+      return absl::StatusCode::kUnavailable;
+    case GRPC_STATUS_DATA_LOSS:
+      return absl::StatusCode::kDataLoss;
+    case GRPC_STATUS_UNAUTHENTICATED:
+      return absl::StatusCode::kUnauthenticated;
+    default:
+      return absl::StatusCode::kUnknown;
+  }
+}
+
+// The channel, its completion queue, and the calls in flight on it. The
+// completion-queue thread holds a reference, so whichever of it and the
+// PredictionServiceGrpc lets go last tears gRPC down.
+class PredictionServiceGrpc::Channel {
+ public:
+  Channel(std::string target, grpc_channel* channel,
+          grpc_completion_queue* queue)
+      : target_(std::move(target)), channel_(channel), queue_(queue) {}
+
+  ~Channel() {
+    GRPC_CORE(grpc_completion_queue_destroy)(queue_);
+    GRPC_CORE(grpc_channel_destroy)(channel_);
+    GRPC_CORE(grpc_shutdown)();
+  }
+
+  const std::string& target() const { return target_; }
+  grpc_channel* channel() const { return channel_; }
+  grpc_completion_queue* queue() const { return queue_; }
+
+  // Runs completions until the queue is shut down and drained.
+  static void Poll(std::shared_ptr<Channel> self);
+
+  void Add(Call* call) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    in_flight_.insert(call);
+  }
+  void Remove(Call* call) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(call);
+  }
+  // Cancels every call in flight; the queue then delivers their completions.
+  void CancelAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  const std::string target_;
+  grpc_channel* const channel_;
+  grpc_completion_queue* const queue_;
+  absl::Mutex mu_;
+  std::unordered_set<Call*> in_flight_ ABSL_GUARDED_BY(mu_);
+};
+
+// One call on the wire: the batch's buffers, which gRPC fills in, and what to
+// do when it completes. Deletes itself after running the callback.
+class PredictionServiceGrpc::Call {
+ public:
+  Call(Rpc* rpc, PredictResponse* response,
+       std::function<void(absl::Status)> callback)
+      : rpc_(rpc), response_(response), callback_(std::move(callback)) {
+    GRPC_CORE(grpc_metadata_array_init)(&initial_metadata_);
+    GRPC_CORE(grpc_metadata_array_init)(&trailing_metadata_);
+  }
+
+  ~Call() {
+    if (request_ != nullptr) GRPC_CORE(grpc_byte_buffer_destroy)(request_);
+    if (reply_ != nullptr) GRPC_CORE(grpc_byte_buffer_destroy)(reply_);
+    GRPC_CORE(grpc_slice_unref)(status_details_);
+    GRPC_CORE(grpc_metadata_array_destroy)(&initial_metadata_);
+    GRPC_CORE(grpc_metadata_array_destroy)(&trailing_metadata_);
+  }
+
+  // Starts the unary call. On failure nothing is in flight and the caller
+  // still owns this object.
+  absl::Status Start(Channel* channel, grpc_byte_buffer* request);
+
+  // The batch completed: collects the status and the response, releases the
+  // call, runs the callback and deletes this.
+  void Finish(Channel* channel);
+
+  Rpc* rpc() const { return rpc_; }
+
+  // The call never started: runs the callback with `status` and deletes this.
+  void Abandon(absl::Status status);
+
+ private:
+  Rpc* const rpc_;
+  PredictResponse* const response_;
+  std::function<void(absl::Status)> callback_;
+  grpc_call* call_ = nullptr;
+  grpc_byte_buffer* request_ = nullptr;
+  grpc_byte_buffer* reply_ = nullptr;
+  grpc_metadata_array initial_metadata_;
+  grpc_metadata_array trailing_metadata_;
+  grpc_status_code status_ = GRPC_STATUS_UNKNOWN;
+  grpc_slice status_details_ = GRPC_CORE(grpc_empty_slice)();
+};
+
+absl::Status PredictionServiceGrpc::Call::Start(Channel* channel,
+                                                grpc_byte_buffer* request) {
+  request_ = request;
+  const grpc_slice method =
+      GRPC_CORE(grpc_slice_from_static_string)(kPredictMethod);
+  {
+    absl::MutexLock lock(&rpc_->mu_);
+    if (rpc_->cancelled_) {
+      return absl::CancelledError("Predict was cancelled before it started");
+    }
+    call_ = GRPC_CORE(grpc_channel_create_call)(
+        channel->channel(), /*parent_call=*/nullptr, GRPC_PROPAGATE_DEFAULTS,
+        channel->queue(), method, /*host=*/nullptr,
+        DeadlineFromNow(rpc_->timeout()), /*reserved=*/nullptr);
+    if (call_ == nullptr) {
+      return absl::InternalError("gRPC could not create the Predict call");
+    }
+    rpc_->call_ = call_;
+  }
+
+  grpc_op ops[6] = {};
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = request_;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_metadata_;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &reply_;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &trailing_metadata_;
+  ops[5].data.recv_status_on_client.status = &status_;
+  ops[5].data.recv_status_on_client.status_details = &status_details_;
+
+  // Registered before the batch starts: the completion may arrive at once.
+  channel->Add(this);
+  const grpc_call_error error = GRPC_CORE(grpc_call_start_batch)(
+      call_, ops, 6, /*tag=*/this, /*reserved=*/nullptr);
+  if (error != GRPC_CALL_OK) {
+    channel->Remove(this);
+    {
+      absl::MutexLock lock(&rpc_->mu_);
+      rpc_->call_ = nullptr;
+    }
+    GRPC_CORE(grpc_call_unref)(call_);
+    call_ = nullptr;
+    return absl::InternalError(
+        absl::StrCat("gRPC refused to start the Predict call (grpc_call_error ",
+                     error, ")"));
+  }
+  return absl::OkStatus();
+}
+
+void PredictionServiceGrpc::Call::Finish(Channel* channel) {
+  channel->Remove(this);
+  {
+    absl::MutexLock lock(&rpc_->mu_);
+    rpc_->call_ = nullptr;
+  }
+  GRPC_CORE(grpc_call_unref)(call_);
+  call_ = nullptr;
+
+  absl::Status status;
+  if (status_ != GRPC_STATUS_OK) {
+    status = absl::Status(StatusCodeFromGrpc(status_),
+                          SliceToString(status_details_));
+  } else if (reply_ == nullptr) {
+    status = absl::InternalError(
+        "The server ended the Predict call with OK but sent no response");
+  } else {
+    status = ParseFromByteBuffer(reply_, response_);
+  }
+  std::function<void(absl::Status)> callback = std::move(callback_);
+  delete this;
+  callback(std::move(status));
+}
+
+void PredictionServiceGrpc::Call::Abandon(absl::Status status) {
+  std::function<void(absl::Status)> callback = std::move(callback_);
+  delete this;
+  callback(std::move(status));
+}
+
+void PredictionServiceGrpc::Channel::Poll(std::shared_ptr<Channel> self) {
+  while (true) {
+    const grpc_event event = GRPC_CORE(grpc_completion_queue_next)(
+        self->queue(), GRPC_CORE(gpr_inf_future)(GPR_CLOCK_MONOTONIC), nullptr);
+    if (event.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (event.type == GRPC_OP_COMPLETE) {
+      // A client batch that ends in RECV_STATUS_ON_CLIENT always succeeds;
+      // failures arrive as its status.
+      static_cast<Call*>(event.tag)->Finish(self.get());
+    }
+  }
+}
+
+void PredictionServiceGrpc::Channel::CancelAll() {
+  absl::MutexLock lock(&mu_);
+  for (Call* call : in_flight_) {
+    call->rpc()->TryCancel();
+  }
+}
+
+PredictionServiceGrpc::Rpc::~Rpc() = default;
+
+void PredictionServiceGrpc::Rpc::TryCancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (call_ != nullptr) GRPC_CORE(grpc_call_cancel)(call_, nullptr);
+}
+
+absl::Status PredictionServiceGrpc::Create(
+    const std::string& target_address,
+    std::unique_ptr<PredictionServiceGrpc>* service) {
+  return Create(target_address, PredictionServiceChannelOptions(), service);
+}
+
+absl::Status PredictionServiceGrpc::Create(
+    const std::string& target_address,
+    const PredictionServiceChannelOptions& options,
+    std::unique_ptr<PredictionServiceGrpc>* service) {
+  if (absl::Status valid = ValidateTargetAddress(target_address); !valid.ok()) {
+    return valid;
+  }
+  if (options.ssl_client_cert.empty() != options.ssl_client_key.empty()) {
+    return absl::InvalidArgumentError(
+        "Mutual TLS needs both a client certificate and its private key; "
+        "only one was given");
+  }
+
+  if (absl::Status loaded = grpc_core_api::EnsureLoaded(); !loaded.ok()) {
+    return loaded;
+  }
+
+  std::vector<grpc_arg> args;
+  auto int_arg = [](const char* key, int value) {
+    grpc_arg arg;
+    arg.type = GRPC_ARG_INTEGER;
+    arg.key = const_cast<char*>(key);
+    arg.value.integer = value;
+    return arg;
+  };
+  auto string_arg = [](const char* key, const std::string& value) {
+    grpc_arg arg;
+    arg.type = GRPC_ARG_STRING;
+    arg.key = const_cast<char*>(key);
+    arg.value.string = const_cast<char*>(value.c_str());
+    return arg;
+  };
+  // Tensors have no natural size limit; gRPC's default 4 MiB receive limit
+  // would fail large responses.
+  args.push_back(int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1));
+  args.push_back(int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, -1));
+  const std::string round_robin = kRoundRobinServiceConfig;
+  if (absl::StrContains(target_address, ',')) {
+    args.push_back(string_arg(GRPC_ARG_SERVICE_CONFIG, round_robin));
+  }
+  if (!options.ssl_target_name_override.empty()) {
+    args.push_back(string_arg(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                              options.ssl_target_name_override));
+  }
+  const grpc_channel_args channel_args = {args.size(), args.data()};
+
+  GRPC_CORE(grpc_init)();
+  grpc_channel_credentials* credentials;
+  if (options.use_tls) {
+    grpc_ssl_pem_key_cert_pair client_pair = {options.ssl_client_key.c_str(),
+                                              options.ssl_client_cert.c_str()};
+    credentials = GRPC_CORE(grpc_ssl_credentials_create_ex)(
+        options.ssl_root_certs.empty() ? nullptr
+                                       : options.ssl_root_certs.c_str(),
+        options.ssl_client_cert.empty() ? nullptr : &client_pair,
+        /*verify_options=*/nullptr, /*reserved=*/nullptr);
+  } else {
+    credentials = GRPC_CORE(grpc_insecure_credentials_create)();
+  }
+  grpc_channel* channel = GRPC_CORE(grpc_channel_create)(
+      target_address.c_str(), credentials, &channel_args);
+  GRPC_CORE(grpc_channel_credentials_release)(credentials);
+  // The Channel owns the grpc_init reference from here on.
+  auto shared = std::make_shared<Channel>(
+      target_address, channel,
+      GRPC_CORE(grpc_completion_queue_create_for_next)(nullptr));
+  // A new channel stays IDLE until its first call, unless gRPC already knows
+  // it cannot use the target: its resolver rejected the URI (TRANSIENT_FAILURE)
+  // or it made a "lame" channel (SHUTDOWN). The checks above catch those cases
+  // they know of with a better message; this catches the rest.
+  const grpc_connectivity_state state =
+      GRPC_CORE(grpc_channel_check_connectivity_state)(channel,
+                                                       /*try_to_connect=*/0);
+  if (state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
+      state == GRPC_CHANNEL_SHUTDOWN) {
+    GRPC_CORE(grpc_completion_queue_shutdown)(shared->queue());
+    Channel::Poll(shared);  // drains the (empty) queue before destruction
+    return InvalidTarget(target_address, "gRPC cannot resolve it");
+  }
+  service->reset(new PredictionServiceGrpc(std::move(shared)));
+  return absl::OkStatus();
+}
+
+PredictionServiceGrpc::PredictionServiceGrpc(std::shared_ptr<Channel> channel)
+    : channel_(std::move(channel)), poller_(&Channel::Poll, channel_) {}
+
+PredictionServiceGrpc::~PredictionServiceGrpc() {
+  channel_->CancelAll();
+  GRPC_CORE(grpc_completion_queue_shutdown)(channel_->queue());
+  if (poller_.get_id() == std::this_thread::get_id()) {
+    // Destroyed from a callback: the thread finishes draining on its own and
+    // drops the last reference to the channel when it is done.
+    poller_.detach();
+  } else {
+    poller_.join();
+  }
+}
+
+const std::string& PredictionServiceGrpc::target_address() const {
+  return channel_->target();
+}
+
+absl::StatusOr<PredictionServiceGrpc::Rpc*> PredictionServiceGrpc::CreateRpc(
+    absl::Duration timeout) {
+  return new Rpc(timeout);
+}
+
+void PredictionServiceGrpc::Predict(
+    Rpc* rpc, PredictRequest* request, PredictResponse* response,
+    std::function<void(absl::Status status)> callback) {
+  absl::StatusOr<grpc_byte_buffer*> bytes = SerializeToByteBuffer(*request);
+  if (!bytes.ok()) {
+    callback(bytes.status());
+    return;
+  }
+  auto* call = new Call(rpc, response, std::move(callback));
+  absl::Status started = call->Start(channel_.get(), *bytes);
+  if (!started.ok()) call->Abandon(std::move(started));
+}
+
+}  // namespace serving
+}  // namespace tensorflow

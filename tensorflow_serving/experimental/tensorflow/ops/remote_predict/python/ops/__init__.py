@@ -1,0 +1,1 @@
+"""Python wrappers of the Remote Predict Op."""
