@@ -1,0 +1,192 @@
+"""Tests the REST JSON <-> tensor and tf.Example conversions."""
+
+import json
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import regression_pb2
+from tensorflow_serving.model_servers import json_tensor
+from tensorflow_serving.model_servers import serving_errors
+
+
+def _signature(**inputs):
+  signature = meta_graph_pb2.SignatureDef()
+  for name, dtype in inputs.items():
+    signature.inputs[name].name = name + ":0"
+    signature.inputs[name].dtype = dtype
+  return signature
+
+
+class PredictRequestTest(parameterized.TestCase):
+
+  def test_row_format_single_input(self):
+    inputs, request_format = json_tensor.predict_inputs(
+        {"instances": [1.0, 2.0, 5.0]}, _signature(x=types_pb2.DT_FLOAT))
+    self.assertEqual(request_format, json_tensor.ROW)
+    self.assertEqual(inputs["x"].dtype, np.float32)
+    np.testing.assert_array_equal(inputs["x"], [1.0, 2.0, 5.0])
+
+  def test_row_format_named_inputs_are_batched(self):
+    inputs, _ = json_tensor.predict_inputs(
+        {"instances": [{"a": [1, 2], "s": "x"}, {"a": [3, 4], "s": {"b64": "AP8="}}]},
+        _signature(a=types_pb2.DT_INT64, s=types_pb2.DT_STRING))
+    np.testing.assert_array_equal(inputs["a"], [[1, 2], [3, 4]])
+    self.assertEqual(inputs["a"].dtype, np.int64)
+    self.assertEqual(list(inputs["s"]), [b"x", b"\x00\xff"])
+
+  def test_columnar_format(self):
+    inputs, request_format = json_tensor.predict_inputs(
+        {"inputs": {"a": [[1.5]], "b": True}},
+        _signature(a=types_pb2.DT_DOUBLE, b=types_pb2.DT_BOOL))
+    self.assertEqual(request_format, json_tensor.COLUMNAR)
+    self.assertEqual(inputs["a"].shape, (1, 1))
+    self.assertEqual(inputs["b"].shape, ())
+    self.assertTrue(inputs["b"])
+
+  def test_nan_and_infinity_tokens(self):
+    inputs, _ = json_tensor.predict_inputs(
+        json_tensor.parse_request(b'{"inputs": [NaN, Infinity, -Infinity]}'),
+        _signature(x=types_pb2.DT_FLOAT))
+    self.assertTrue(np.isnan(inputs["x"][0]))
+    self.assertEqual(list(inputs["x"][1:]), [np.inf, -np.inf])
+
+  @parameterized.named_parameters(
+      ("string_for_int", {"instances": ["a"]}, "Type: String is not of expected type: int32"),
+      ("float_for_int", {"inputs": [1.5]}, "is not of expected type: int32"),
+      ("bool_for_int", {"inputs": [True]}, "is not of expected type: int32"),
+      ("int_out_of_range", {"inputs": [2**40]}, "out of range for type: int32"),
+      ("ragged", {"inputs": [[1], [2, 3]]}, "unexpected size"),
+      ("ragged_instances", {"instances": [[1], [2, 3]]}, "Expecting shape"),
+      ("deeper", {"inputs": [[1], 2]}, "incorrect level"),
+      ("both_keys", {"inputs": [1], "instances": [1]}, "only one of"),
+      ("no_keys", {"signature_name": "x"}, "Missing 'inputs' or 'instances' key"),
+      ("instances_not_list", {"instances": 3}, "to be an list/array"),
+      ("instances_empty", {"instances": []}, "No values in 'instances' array"),
+      ("mixed_instances", {"instances": [1, {"x": 1}]}, "Expecting value/list but got object"),
+  )
+  def test_bad_single_int_input(self, document, message):
+    with self.assertRaisesRegex(serving_errors.ServingError, message) as raised:
+      json_tensor.predict_inputs(document, _signature(x=types_pb2.DT_INT32))
+    self.assertEqual(raised.exception.http_status(), 400)
+
+  @parameterized.named_parameters(
+      ("plain_instances", {"instances": [1]}, "expecting list of objects"),
+      ("wrong_keys", {"instances": [{"a": 1}]}, "keys must be equal to: a,b"),
+      ("missing_column", {"inputs": {"a": 1}}, "Missing named input: b"),
+      ("extra_column", {"inputs": {"a": 1, "b": 2, "c": 3}}, r"unknown input\(s\) \['c'\]"),
+  )
+  def test_bad_two_inputs(self, document, message):
+    with self.assertRaisesRegex(serving_errors.ServingError, message):
+      json_tensor.predict_inputs(document, _signature(a=types_pb2.DT_INT32, b=types_pb2.DT_INT32))
+
+  def test_bfloat16_and_half(self):
+    inputs, _ = json_tensor.predict_inputs(
+        {"inputs": {"b": [1.5, 2], "h": [0.5]}},
+        _signature(b=types_pb2.DT_BFLOAT16, h=types_pb2.DT_HALF))
+    self.assertEqual(inputs["b"].dtype.name, "bfloat16")
+    self.assertEqual(inputs["h"].dtype, np.float16)
+    self.assertEqual([float(v) for v in inputs["b"]], [1.5, 2.0])
+
+  def test_deeply_nested_lists(self):
+    document = json_tensor.parse_request(b"{\"inputs\": " + b"[" * 900 + b"1" + b"]" * 900 + b"}")
+    with self.assertRaisesRegex(serving_errors.ServingError, "nested too deeply"):
+      json_tensor.predict_inputs(document, _signature(x=types_pb2.DT_INT32))
+
+  def test_lossy_float(self):
+    with self.assertRaisesRegex(serving_errors.ServingError, "without loss of precision"):
+      json_tensor.predict_inputs({"inputs": [2**30 + 1]}, _signature(x=types_pb2.DT_FLOAT))
+
+  def test_bad_base64(self):
+    with self.assertRaisesRegex(serving_errors.ServingError, "not valid base64"):
+      json_tensor.predict_inputs({"inputs": [{"b64": "!!"}]}, _signature(x=types_pb2.DT_STRING))
+
+  @parameterized.parameters(b"", b"{", b"[1]", b"\xff")
+  def test_unparseable_bodies(self, body):
+    with self.assertRaisesRegex(serving_errors.ServingError, "JSON|Is not object"):
+      json_tensor.parse_request(body)
+
+
+class PredictResponseTest(absltest.TestCase):
+
+  def test_row_format_unwraps_single_output(self):
+    self.assertEqual(
+        json_tensor.predict_response({"y": np.array([2.5, 3.0, 4.5], np.float32)}, json_tensor.ROW),
+        '{"predictions": [2.5, 3.0, 4.5]}')
+
+  def test_row_format_multiple_outputs_and_bytes(self):
+    text = json_tensor.predict_response(
+        {"y": np.array([[0.2], [1e-5]], np.float32), "z_bytes": np.array([b"a", b"\xff"], object),
+         "s": np.array([b"hi", b"\xff"], object)}, json_tensor.ROW)
+    self.assertEqual(json.loads(text), {"predictions": [
+        {"s": "hi", "y": [0.2], "z_bytes": {"b64": "YQ=="}},
+        {"s": {"b64": "/w=="}, "y": [1e-05], "z_bytes": {"b64": "/w=="}}]})
+    self.assertIn("[0.2]", text)  # Not 0.20000000298023224.
+
+  def test_columnar_format(self):
+    text = json_tensor.predict_response(
+        {"a": np.array([[1, 2]], np.int64), "b": np.array(True)}, json_tensor.COLUMNAR)
+    self.assertEqual(text, '{"outputs": {"a": [[1, 2]], "b": true}}')
+    self.assertEqual(json_tensor.predict_response({"y": np.array(3.0)}, json_tensor.COLUMNAR),
+                     '{"outputs": 3.0}')
+
+  def test_row_format_needs_a_common_batch(self):
+    with self.assertRaisesRegex(serving_errors.ServingError, "inconsistent batch size"):
+      json_tensor.predict_response({"a": np.zeros([2]), "b": np.zeros([3])}, json_tensor.ROW)
+
+  def test_float_formatting(self):
+    self.assertEqual(json_tensor.format_float(3.0, True), "3.0")
+    self.assertEqual(json_tensor.format_float(float(np.float32(0.1)), True), "0.1")
+    self.assertEqual(json_tensor.format_float(1e6, False), "1e+06")
+    self.assertEqual(json_tensor.format_float(1 / 3, False), "0.33333333333333331")
+    self.assertEqual(json_tensor.format_float(float("nan"), True), "NaN")
+    self.assertEqual(json_tensor.format_float(float("-inf"), True), "-Infinity")
+
+
+class ExamplesTest(absltest.TestCase):
+
+  def test_examples_and_context(self):
+    model_input = json_tensor.examples_input({
+        "context": {"lang": "en"},
+        "examples": [{"x": 1.5, "ids": [1, 2], "flag": True, "raw": {"b64": "AP8="}}]})
+    self.assertEqual(model_input.WhichOneof("kind"), "example_list_with_context")
+    self.assertEqual(
+        model_input.example_list_with_context.context.features.feature["lang"].bytes_list.value,
+        [b"en"])
+    feature = model_input.example_list_with_context.examples[0].features.feature
+    self.assertEqual(list(feature["x"].float_list.value), [1.5])
+    self.assertEqual(list(feature["ids"].int64_list.value), [1, 2])
+    self.assertEqual(list(feature["flag"].int64_list.value), [1])
+    self.assertEqual(list(feature["raw"].bytes_list.value), [b"\x00\xff"])
+
+  def test_bad_examples(self):
+    for document, message in [
+        ({}, "'examples' is expected"),
+        ({"examples": []}, "empty array"),
+        ({"examples": [1]}, "must be JSON object"),
+        ({"examples": [{"x": [1, 1.5]}]}, "Unexpected element type in feature: x"),
+        ({"examples": [{"x": [[1]]}]}, "unexpected JSON type: Array"),
+        ({"examples": [{"x": None}]}, "unexpected JSON type: Null"),
+    ]:
+      with self.assertRaisesRegex(serving_errors.ServingError, message):
+        json_tensor.examples_input(document)
+
+  def test_results(self):
+    classification = classification_pb2.ClassificationResult()
+    classes = classification.classifications.add().classes
+    classes.add(label="cat", score=0.75)
+    classes.add(label="dog", score=0.25)
+    self.assertEqual(json_tensor.classification_response(classification),
+                     '{"results": [[["cat", 0.75], ["dog", 0.25]]]}')
+    regression = regression_pb2.RegressionResult()
+    regression.regressions.add(value=3.0)
+    regression.regressions.add(value=0.1)
+    self.assertEqual(json_tensor.regression_response(regression), '{"results": [3.0, 0.1]}')
+
+
+if __name__ == "__main__":
+  absltest.main()

@@ -1,0 +1,94 @@
+"""tensorflow_model_server: serves SavedModels over TensorFlow Serving's gRPC and REST APIs.
+
+The project's embedded model server, with the Remote Predict Op linked in. It takes
+tensorflow_model_server's flags (see server_flags.py), so existing scripts and clients
+work unchanged:
+
+  tools/bazel run //tensorflow_serving/model_servers:tensorflow_model_server -- \\
+      --port=8500 --rest_api_port=8501 \\
+      --model_name=half_plus_two --model_base_path=/tmp/half_plus_two
+
+  curl -d '{"instances": [1.0, 2.0, 5.0]}' \\
+      http://localhost:8501/v1/models/half_plus_two:predict
+  {"predictions": [2.5, 3.0, 4.5]}
+
+Models load in the background while the ports open; a model is ready when
+GetModelStatus (gRPC) or GET /v1/models/<name> (REST) reports a version AVAILABLE.
+SIGTERM or SIGINT stops accepting requests, lets running ones finish and exits 0.
+The server exits 1 with a message naming the culprit if a flag, config file or port
+is unusable.
+"""
+
+import signal
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from tensorflow_serving.model_servers import server_flags
+
+server_flags.define_flags()
+FLAGS = flags.FLAGS
+
+
+def _print_version() -> None:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from importlib import metadata  # pylint: disable=g-import-not-at-top
+  try:
+    api_version = metadata.version("tensorflow-serving-api")
+  except metadata.PackageNotFoundError:
+    api_version = "unknown"
+  print(f"TensorFlow ModelServer: {api_version} (embedded Python server)")
+  print(f"TensorFlow Library: {tf.__version__}")
+
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}; every option is a --flag")
+  if FLAGS.version:
+    _print_version()
+    return 0
+  try:
+    options = server_flags.options_from_flags(FLAGS)
+  except flags.Error as e:
+    raise app.UsageError(str(e)) from e
+
+  # Imported only now, so that flag mistakes are reported before TensorFlow loads.
+  from tensorflow_serving.model_servers import model_config  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.model_servers import server as server_lib  # pylint: disable=g-import-not-at-top
+
+  server = server_lib.ModelServer(options)
+
+  def on_signal(signum, unused_frame):
+    logging.info("Received %s", signal.Signals(signum).name)
+    server.request_stop()
+
+  signal.signal(signal.SIGTERM, on_signal)
+  signal.signal(signal.SIGINT, on_signal)
+  try:
+    server.start()
+  except (model_config.ConfigError, OSError) as e:
+    logging.error("Failed to start server: %s", e)
+    print(f"tensorflow_model_server: error: {e}", file=sys.stderr)
+    return 1
+  server.wait()
+  server.stop()
+  return 0
+
+
+def _parse_flags(argv):
+  try:
+    return server_flags.parse_argv(argv, FLAGS)
+  except flags.Error as e:
+    print(f"tensorflow_model_server: error: {e}\nPass --helpfull to list the flags.",
+          file=sys.stderr)
+    sys.exit(1)
+
+
+def run() -> None:
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,231 @@
+"""The model server: models, gRPC and REST front ends, monitoring and TLS, assembled.
+
+`ModelServer(options).start()` loads any --custom_op_library_paths, reads the config
+files, starts loading the models in the background, and opens the gRPC port (and the
+REST port if --rest_api_port is set); `stop()` drains and shuts everything down. The
+Remote Predict Op's Python module is imported here so that `TfServingRemotePredict` is
+registered before any model loads: models whose graphs call other servers, or this
+one, load and run.
+
+Concurrency: gRPC calls run on a pool of --grpc_max_threads workers and REST requests
+on their own pool; model runs release the GIL. A model that calls back into this server
+through the op therefore holds one worker per nesting level while the nested call is
+served by another, instead of deadlocking.
+"""
+
+import concurrent.futures
+import os
+import threading
+from typing import List, Optional
+
+from absl import logging
+import grpc
+import tensorflow as tf
+
+# Registers TfServingRemotePredict (and loads its kernel) before models load.
+from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops import remote_predict_ops  # pylint: disable=unused-import
+
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.model_servers import grpc_services
+from tensorflow_serving.model_servers import http_rest_api
+from tensorflow_serving.model_servers import http_server
+from tensorflow_serving.model_servers import model_config
+from tensorflow_serving.model_servers import model_manager
+from tensorflow_serving.model_servers import monitoring
+from tensorflow_serving.model_servers import servable
+from tensorflow_serving.model_servers import server_flags
+from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tls
+
+# How long stop() lets in-flight requests finish.
+SHUTDOWN_GRACE_SECONDS = 30.0
+# sockaddr_un.sun_path holds 108 bytes, including the terminating NUL.
+_MAX_UNIX_SOCKET_PATH = 107
+
+
+def load_custom_op_libraries(paths: List[str]) -> None:
+  for path in paths:
+    if not os.path.isfile(path):
+      raise model_config.ConfigError(
+          f"--custom_op_library_paths: '{path}' is not a file; give the path of a TensorFlow "
+          "op library (.so)")
+    try:
+      tf.load_op_library(path)
+    except (tf.errors.OpError, OSError) as e:
+      message = getattr(e, "message", str(e))
+      raise model_config.ConfigError(
+          f"--custom_op_library_paths: cannot load op library '{path}': {message}") from e
+    logging.info("Loaded op library %s", path)
+
+
+class ModelServer:
+  """A running server; `start()` once, then `wait()` / `stop()`."""
+
+  def __init__(self, options: server_flags.ServerOptions):
+    self._options = options
+    self._stop_requested = threading.Event()
+    self._stopped = False
+    self._reload_lock = threading.Lock()
+    self._grpc_server: Optional[grpc.Server] = None
+    self._http_server: Optional[http_server.HttpServer] = None
+    self._config_poll_thread: Optional[threading.Thread] = None
+    self._file_config: Optional[model_server_config_pb2.ModelServerConfig] = None
+    self.metrics = monitoring.Metrics()
+    self.manager: Optional[model_manager.ModelManager] = None
+
+  def start(self) -> None:
+    """Raises ConfigError or OSError (with the reason) if the server cannot start."""
+    options = self._options
+    load_custom_op_libraries(options.custom_op_library_paths)
+    config = model_config.initial_model_server_config(options)
+    ssl_config = (model_config.read_ssl_config(options.ssl_config_file)
+                  if options.ssl_config_file else None)
+    metrics_path = None
+    if options.monitoring_config_file:
+      prometheus = model_config.read_monitoring_config(
+          options.monitoring_config_file).prometheus_config
+      if prometheus.enable:
+        if not options.rest_api_port:
+          raise model_config.ConfigError(
+              "--monitoring_config_file enables Prometheus, which is served on the REST "
+              "port: set --rest_api_port")
+        metrics_path = prometheus.path
+    credentials = tls.server_credentials(ssl_config) if ssl_config else None
+    session_config = model_config.session_config(options)
+    tags = [t.strip() for t in options.saved_model_tags.split(",") if t.strip()]
+
+    def load(name: str, version: int, path: str) -> servable.Servable:
+      return servable.load(name, version, path, tags, session_config)
+
+    self.manager = model_manager.ModelManager(
+        load,
+        file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
+        num_load_threads=options.num_load_threads,
+        num_unload_threads=options.num_unload_threads,
+        max_num_load_retries=options.max_num_load_retries,
+        load_retry_interval_seconds=options.load_retry_interval_micros / 1e6,
+        allow_version_labels_for_unavailable_models=(
+            options.allow_version_labels_for_unavailable_models),
+        load_observer=lambda name, path, ok: self.metrics.record_load(path, ok))
+    self._file_config = config
+    self.manager.start(config)
+    try:
+      self._start_grpc(credentials)
+      if options.rest_api_port:
+        self._http_server = http_server.HttpServer(
+            http_rest_api.RestApi(self.manager, self.metrics, options.rest_api_timeout_in_ms),
+            options.rest_api_port,
+            num_threads=options.effective_rest_api_num_threads(),
+            max_request_bytes=options.rest_api_max_request_bytes,
+            enable_cors=options.rest_api_enable_cors_support,
+            metrics=self.metrics, metrics_path=metrics_path,
+            shutdown_grace_seconds=SHUTDOWN_GRACE_SECONDS)
+        self._http_server.start()
+    except BaseException:
+      self.stop()
+      raise
+    if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
+      self._config_poll_thread = threading.Thread(
+          target=self._poll_config_file, name="model_config_poll", daemon=True)
+      self._config_poll_thread.start()
+
+  def _start_grpc(self, credentials: Optional[grpc.ServerCredentials]) -> None:
+    options = self._options
+    channel_arguments = model_config.grpc_channel_arguments(options.grpc_channel_arguments)
+    given = {key for key, _ in channel_arguments}
+    # Unlimited messages as in TF Serving; no silent port sharing with another server.
+    for default in [("grpc.max_send_message_length", -1),
+                    ("grpc.max_receive_message_length", -1), ("grpc.so_reuseport", 0)]:
+      if default[0] not in given:
+        channel_arguments.append(default)
+    self._grpc_server = grpc.server(
+        concurrent.futures.ThreadPoolExecutor(options.effective_grpc_max_threads(),
+                                              thread_name_prefix="grpc"),
+        options=channel_arguments)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        grpc_services.PredictionServicer(self.manager, self.metrics), self._grpc_server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        grpc_services.ModelServicer(self.manager, self.metrics, self.reload_config),
+        self._grpc_server)
+    addresses = []
+    if options.grpc_port:
+      addresses.append(f"0.0.0.0:{options.grpc_port}")
+    if options.grpc_socket_path:
+      if len(os.path.abspath(options.grpc_socket_path)) > _MAX_UNIX_SOCKET_PATH:
+        raise model_config.ConfigError(
+            f"--grpc_socket_path '{options.grpc_socket_path}' is longer than the "
+            f"{_MAX_UNIX_SOCKET_PATH} characters a UNIX socket path may have; use a shorter path")
+      addresses.append(f"unix:{options.grpc_socket_path}")
+    for address in addresses:
+      try:
+        bound = (self._grpc_server.add_secure_port(address, credentials) if credentials
+                 else self._grpc_server.add_insecure_port(address))
+      except RuntimeError as e:
+        raise OSError(f"cannot listen for gRPC on {address}: {e}") from e
+      if not bound and not address.startswith("unix:"):
+        raise OSError(f"cannot listen for gRPC on {address} (is the port in use?)")
+    self._grpc_server.start()
+    logging.info("Running gRPC ModelServer at %s%s", ", ".join(addresses),
+                 " with TLS" if credentials else "")
+
+  def reload_config(self, config: model_server_config_pb2.ModelServerConfig,
+                    timeout_seconds: float) -> None:
+    """HandleReloadConfigRequest: adopt `config` and wait for it to load."""
+    if not config.HasField("model_config_list"):
+      raise serving_errors.invalid_argument(
+          "ServerCore is configured with model_config_list; the new config must also be a "
+          "model_config_list")
+    try:
+      model_config.validate_model_server_config(config)
+    except model_config.ConfigError as e:
+      raise serving_errors.invalid_argument(str(e)) from e
+    with self._reload_lock:
+      logging.info("Reloading model config with %d model(s)",
+                   len(config.model_config_list.config))
+      self.manager.reload_config(config, timeout_seconds)
+
+  def _poll_config_file(self) -> None:
+    path = self._options.model_config_file
+    while not self._stop_requested.wait(self._options.model_config_file_poll_wait_seconds):
+      try:
+        config = model_config.read_model_server_config(path)
+      except model_config.ConfigError as e:
+        logging.error("Keeping the current models: %s", e)
+        continue
+      # Only a changed file reloads, so a HandleReloadConfigRequest sticks until the
+      # file itself changes.
+      if config == self._file_config:
+        continue
+      self._file_config = config
+      try:
+        self.reload_config(config, grpc_services.DEFAULT_RELOAD_TIMEOUT_SECONDS)
+      except serving_errors.ServingError as e:
+        logging.error("Reloading %s: %s", path, e)
+
+  def request_stop(self) -> None:
+    """Asks `wait()` to return; safe from a signal handler."""
+    self._stop_requested.set()
+
+  def wait(self) -> None:
+    self._stop_requested.wait()
+
+  def stop(self) -> None:
+    """Stops accepting requests, drains running ones, then unloads all models."""
+    if self._stopped:
+      return
+    self._stopped = True
+    self._stop_requested.set()
+    logging.info("Shutting down: draining in-flight requests")
+    grpc_done = (self._grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
+                 if self._grpc_server is not None else None)
+    if self._http_server is not None:
+      self._http_server.stop()
+    if grpc_done is not None:
+      grpc_done.wait()
+    if self._config_poll_thread is not None:
+      self._config_poll_thread.join()
+    if self.manager is not None:
+      self.manager.stop()
+    logging.info("Server stopped")
