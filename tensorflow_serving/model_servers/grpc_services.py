@@ -13,7 +13,6 @@ from typing import Callable, Optional
 
 from absl import logging
 import grpc
-import tensorflow as tf
 
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -33,6 +32,7 @@ from tensorflow_serving.model_servers import predict_impl
 from tensorflow_serving.model_servers import request_deadline
 from tensorflow_serving.model_servers import servable as servable_lib
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_protos
 
 ENTRYPOINT = "GRPC"
 # A reload waits this long for the new config's versions when the client sets no deadline.
@@ -94,7 +94,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable, key)
         for alias, value in outputs.items():
-          response.outputs[alias].CopyFrom(tf.make_tensor_proto(value))
+          tensor_protos.fill_tensor_proto(response.outputs[alias], value)
         return response
 
     return _call(self._metrics, "predict", request.model_spec.name, context, work)

@@ -10,7 +10,6 @@ used, whatever its method name.
 from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.framework import types_pb2
@@ -18,6 +17,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.model_servers import request_deadline
 from tensorflow_serving.model_servers import servable as servable_lib
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_protos
 
 
 def dtype_name(dtype: int) -> str:
@@ -50,7 +50,7 @@ def arrays_from_tensor_protos(
           f"input '{alias}' is a {dtype_name(proto.dtype)} tensor but signature "
           f"\"{signature_key}\" expects {dtype_name(expected)}")
     try:
-      arrays[alias] = tf.make_ndarray(proto)
+      arrays[alias] = tensor_protos.to_ndarray(proto)
     except (TypeError, ValueError) as e:
       raise serving_errors.invalid_argument(f"input '{alias}' is not a valid TensorProto: {e}") from e
   return arrays

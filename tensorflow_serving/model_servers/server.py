@@ -209,7 +209,11 @@ class ModelServer:
     self._stop_requested.set()
 
   def wait(self) -> None:
-    self._stop_requested.wait()
+    # SIGTERM may be delivered to any thread, and one that lands elsewhere does not
+    # wake a main thread blocked on a lock; waking now and then lets the main
+    # thread run the Python signal handler.
+    while not self._stop_requested.wait(timeout=0.5):
+      pass
 
   def stop(self) -> None:
     """Stops accepting requests, drains running ones, then unloads all models."""

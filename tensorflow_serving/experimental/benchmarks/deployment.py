@@ -1,0 +1,80 @@
+"""Starts every server sections 1-4 need on loopback, and stops and reaps them all.
+
+  model server     half_plus_two, its fan-out copies and identity
+  gRPC floors      grpc_echo_server: Echo, and Predict answered with half_plus_two's
+                   canned response
+  REST echo floor  http_echo_server
+  TF RPC server    tf_rpc_server (half_plus_two as a registered tf.function)
+
+All processes start before any is waited for, so they load in parallel. Leaving the
+context stops them, also on errors and KeyboardInterrupt.
+"""
+
+import contextlib
+import dataclasses
+import os
+from typing import Iterator
+
+from tensorflow_serving.experimental.benchmarks import callers
+from tensorflow_serving.experimental.benchmarks import helper_process
+from tensorflow_serving.experimental.benchmarks import models
+from tensorflow_serving.experimental.example import model_server_process
+
+_PACKAGE = "tensorflow_serving.experimental.benchmarks"
+PREDICT_METHOD_PATH = "/tensorflow.serving.PredictionService/Predict"
+# half_plus_two's input for which the gRPC floor's canned Predict answer is right.
+CANNED_X = (1.0, 2.0, 5.0)
+
+
+@dataclasses.dataclass
+class Servers:
+  model_server: model_server_process.ModelServer
+  grpc_echo: helper_process.HelperProcess
+  http_echo: helper_process.HelperProcess
+  tf_rpc: helper_process.HelperProcess
+
+  def rest_predict_url(self, model_name: str) -> str:
+    return f"{self.model_server.rest_url}/v1/models/{model_name}:predict"
+
+  def http_echo_url(self, model_name: str) -> str:
+    # The same path as the model server's, so the requests are byte for byte alike.
+    return f"http://{self.http_echo.address}/v1/models/{model_name}:predict"
+
+
+@contextlib.contextmanager
+def serve(work_dir: str, fan_out_models: int, timeout_s: float = 300.0) -> Iterator[Servers]:
+  """Exports the models, starts all servers and yields once every one is ready."""
+  base_paths = models.export_all(work_dir, fan_out_models)
+  config = model_server_process.write_model_config(
+      os.path.join(work_dir, "models.config"), base_paths)
+  logs = os.path.join(work_dir, "logs")
+  os.makedirs(logs, exist_ok=True)
+  [tf_rpc_port] = model_server_process.pick_unused_ports(1)
+  canned_response = os.path.join(work_dir, "half_plus_two_response.pb")
+  with open(canned_response, "wb") as f:
+    f.write(callers.half_plus_two_response(CANNED_X))
+  with contextlib.ExitStack() as stack:
+    model_server = model_server_process.ModelServer(
+        model_config_file=config, log_dir=logs, label="tensorflow_model_server")
+    stack.enter_context(model_server)
+    helpers = {
+        "grpc_echo": helper_process.HelperProcess(
+            f"{_PACKAGE}.grpc_echo_server",
+            ["--port=0", f"--predict_response_file={canned_response}"],
+            log_path=os.path.join(logs, "grpc_echo_server.log"), label="gRPC echo server"),
+        "http_echo": helper_process.HelperProcess(
+            f"{_PACKAGE}.http_echo_server", ["--port=0"],
+            log_path=os.path.join(logs, "http_echo_server.log"), label="HTTP echo server"),
+        "tf_rpc": helper_process.HelperProcess(
+            f"{_PACKAGE}.tf_rpc_server", [f"--port={tf_rpc_port}"],
+            log_path=os.path.join(logs, "tf_rpc_server.log"), label="TF RPC server"),
+    }
+    for helper in helpers.values():
+      # Entered before it starts, so a start that fails half-way is still reaped.
+      stack.callback(helper.stop)
+    for helper in helpers.values():
+      helper.spawn()
+    for helper in helpers.values():
+      helper.wait_until_ready(timeout_s)
+    model_server.wait_until_available(sorted(base_paths), timeout_s)
+    yield Servers(model_server=model_server, **helpers)

@@ -1,0 +1,75 @@
+"""Runs the whole benchmark in --quick mode: it must finish, print and write every figure.
+
+No timing is asserted: only that every section measured something positive, that every
+target got a verdict, that the table and the JSON agree on them, and that no server the
+benchmark started outlives it.
+"""
+
+import json
+import os
+import subprocess
+
+from absl.testing import absltest
+
+_BINARY = os.path.join("tensorflow_serving", "experimental", "benchmarks",
+                       "remote_predict_benchmark")
+_SECTIONS = ("call_latency", "fan_out", "payload", "throughput", "sharded_embedding")
+_HELPER_MODULES = ("benchmarks.grpc_echo_server", "benchmarks.http_echo_server",
+                   "benchmarks.tf_rpc_server")
+
+
+def _binary_path() -> str:
+  return os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"], _BINARY)
+
+
+def _command_lines():
+  for pid in os.listdir("/proc"):
+    if pid.isdigit():
+      try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+          yield pid, f.read().replace(b"\0", b" ").decode(errors="replace")
+      except OSError:
+        continue
+
+
+class RemotePredictBenchmarkSmokeTest(absltest.TestCase):
+
+  def test_quick_run_reports_every_section_and_target(self):
+    work_dir = self.create_tempdir("work").full_path
+    json_path = os.path.join(self.create_tempdir("out").full_path, "figures.json")
+    result = subprocess.run(
+        [_binary_path(), "--quick", f"--output_json={json_path}",
+         f"--benchmark_dir={work_dir}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=800)
+    self.assertEqual(result.returncode, 0,
+                     f"stdout:\n{result.stdout}\nstderr (tail):\n{result.stderr[-5000:]}")
+
+    with open(json_path) as f:
+      figures = json.load(f)
+    self.assertEqual(list(figures["sections"]), list(_SECTIONS))
+    for key, section in figures["sections"].items():
+      self.assertNotEmpty(section["rows"], key)
+      for row, cells in section["rows"].items():
+        for column, figure in cells.items():
+          self.assertGreater(figure["median"], 0, f"{key} / {row} / {column}")
+    self.assertLen(figures["targets"], 6)
+    for target in figures["targets"]:
+      self.assertIn(target["verdict"], ("held", "missed", "not measured"))
+      # The table prints the same verdict for the same target.
+      self.assertIn(f"{target['verdict'].upper():^12}] {target['description']}",
+                    result.stdout)
+    # Quick mode measures neither 64 MiB nor K = 8; the rest are judged.
+    self.assertEqual(
+        [t["verdict"] == "not measured" for t in figures["targets"]],
+        [False, False, True, True, True, False])
+    for title in ("1. Call latency", "2. Fan-out", "3. Payload sweep",
+                  "4. Model server throughput", "5. Sharded embedding"):
+      self.assertIn(title, result.stdout)
+
+    leftovers = [(pid, line) for pid, line in _command_lines()
+                 if work_dir in line or any(m in line for m in _HELPER_MODULES)]
+    self.assertEmpty(leftovers, "servers outlived the benchmark")
+
+
+if __name__ == "__main__":
+  absltest.main()
