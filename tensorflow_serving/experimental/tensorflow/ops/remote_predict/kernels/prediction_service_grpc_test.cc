@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -38,6 +39,11 @@ namespace serving {
 namespace {
 
 using ::testing::HasSubstr;
+
+// Longest a test waits for something that should happen promptly (a callback,
+// a call reaching the server). Reaching it means a bug; the bound only turns
+// a hang into a failure that says what was awaited.
+constexpr absl::Duration kPatience = absl::Seconds(90);
 
 // How the test server answers one call.
 struct Answer {
@@ -133,22 +139,24 @@ class TestPredictionServer {
     return received_;
   }
 
-  // Waits until `count` calls have arrived (held ones included).
-  void AwaitCalls(int count) {
+  // Waits until `count` calls have arrived (held ones included); false if
+  // they did not within kPatience.
+  bool AwaitCalls(int count) {
     absl::MutexLock lock(&mu_);
     auto arrived = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return static_cast<int>(received_.size()) >= count;
     };
-    mu_.Await(absl::Condition(&arrived));
+    return mu_.AwaitWithTimeout(absl::Condition(&arrived), kPatience);
   }
 
-  // Waits until `count` calls have ended with the client going away.
-  void AwaitClientCancellations(int count) {
+  // Waits until `count` calls have ended with the client going away; false
+  // if they did not within kPatience.
+  bool AwaitClientCancellations(int count) {
     absl::MutexLock lock(&mu_);
     auto cancelled = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return cancelled_ >= count;
     };
-    mu_.Await(absl::Condition(&cancelled));
+    return mu_.AwaitWithTimeout(absl::Condition(&cancelled), kPatience);
   }
 
  private:
@@ -323,6 +331,21 @@ struct Result {
   PredictResponse response;
 };
 
+// Waits for `done`, the notification of a callback that refers to the
+// caller's stack. A callback that is late past the call's own deadline is a
+// bug: the test fails, cancels the call, and if even that brings no callback
+// aborts rather than return and let the callback write to a dead frame.
+void AwaitCallback(absl::Notification& done, PredictionServiceGrpc::Rpc& rpc,
+                   absl::Duration timeout) {
+  if (done.WaitForNotificationWithTimeout(timeout + kPatience)) return;
+  ADD_FAILURE() << "Predict's callback did not run within "
+                << timeout + kPatience << "; cancelling the call";
+  rpc.TryCancel();
+  if (done.WaitForNotificationWithTimeout(kPatience)) return;
+  std::fprintf(stderr, "Predict's callback never ran, even after TryCancel\n");
+  std::abort();
+}
+
 // Runs one Predict and waits for its callback.
 Result CallPredict(PredictionServiceGrpc& service,
                    const PredictRequest& request, absl::Duration timeout) {
@@ -337,7 +360,7 @@ Result CallPredict(PredictionServiceGrpc& service,
                     result.status = std::move(status);
                     done.Notify();
                   });
-  done.WaitForNotification();
+  AwaitCallback(done, *owned, timeout);
   return result;
 }
 
@@ -522,13 +545,15 @@ TEST(PredictionServiceGrpcTest, TryCancelEndsCallInFlight) {
     status = std::move(s);
     done.Notify();
   });
-  server.AwaitCalls(1);
+  // EXPECT, not ASSERT: returning now would free what the call still uses.
+  EXPECT_TRUE(server.AwaitCalls(1)) << "the call never reached the server";
 
   rpc->TryCancel();
 
-  done.WaitForNotification();
+  AwaitCallback(done, *rpc, absl::ZeroDuration());
   EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
-  server.AwaitClientCancellations(1);
+  EXPECT_TRUE(server.AwaitClientCancellations(1))
+      << "the server never saw the client cancel";
 }
 
 TEST(PredictionServiceGrpcTest, TryCancelBeforePredictFailsWithoutSending) {
@@ -578,7 +603,9 @@ TEST(PredictionServiceGrpcTest, DestroyingWithCallsInFlightCancelsThem) {
                        statuses.push_back(std::move(s));
                      });
   }
-  server.AwaitCalls(kCalls);
+  // EXPECT, not ASSERT: the reset below must still run to end the calls.
+  EXPECT_TRUE(server.AwaitCalls(kCalls))
+      << "the calls never reached the server";
 
   service.reset();  // returns only after every callback has run
 
@@ -587,6 +614,30 @@ TEST(PredictionServiceGrpcTest, DestroyingWithCallsInFlightCancelsThem) {
   for (const absl::Status& status : statuses) {
     EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
   }
+}
+
+// The kernel's callback can drop the last reference to the kernel, so the
+// service may be destroyed on its own completion-queue thread, which then
+// cannot join itself.
+TEST(PredictionServiceGrpcTest, DestroyingFromItsOwnCallbackWorks) {
+  TestPredictionServer server(Echo);
+  std::unique_ptr<PredictionServiceGrpc> service = Connect(server.address());
+  ASSERT_NE(service, nullptr);
+  PredictionServiceGrpc* const raw = service.release();
+  std::unique_ptr<PredictionServiceGrpc::Rpc> rpc(
+      *raw->CreateRpc(absl::Seconds(30)));
+  PredictRequest request = RequestWithInput("x", "t");
+  PredictResponse response;
+  absl::Status status;
+  absl::Notification destroyed;
+  raw->Predict(rpc.get(), &request, &response, [&, raw](absl::Status s) {
+    status = std::move(s);
+    delete raw;
+    destroyed.Notify();
+  });
+  AwaitCallback(destroyed, *rpc, absl::Seconds(30));
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(response.outputs().at("x").tensor_content(), "t");
 }
 
 TEST(PredictionServiceGrpcTest, SeveralAddressesAreBalancedRoundRobin) {

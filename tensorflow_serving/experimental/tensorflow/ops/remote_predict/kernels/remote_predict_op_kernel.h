@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -113,12 +114,14 @@ inline absl::Status ChannelOptionsFromAttrs(
 }
 
 // The time the RPC may take: max_rpc_deadline_millis, cut to what is left of
-// the step when the runtime knows the step's deadline.
+// the step at `now` when the runtime knows the step's deadline. `now` is a
+// parameter so that tests can pin the clock.
 inline absl::Duration RpcTimeout(int64_t max_rpc_deadline_millis,
-                                 std::optional<absl::Time> step_deadline) {
+                                 std::optional<absl::Time> step_deadline,
+                                 absl::Time now) {
   absl::Duration timeout = absl::Milliseconds(max_rpc_deadline_millis);
   if (step_deadline.has_value()) {
-    timeout = std::min(timeout, *step_deadline - absl::Now());
+    timeout = std::min(timeout, *step_deadline - now);
   }
   return std::max(timeout, absl::ZeroDuration());
 }
@@ -270,9 +273,15 @@ class RemotePredictOp : public AsyncOpKernel {
     }
 
     call->timeout = remote_predict_internal::RpcTimeout(
-        max_rpc_deadline_millis_, context->deadline());
+        max_rpc_deadline_millis_, context->deadline(), absl::Now());
     absl::StatusOr<Rpc*> rpc = prediction_service_->CreateRpc(call->timeout);
-    OP_REQUIRES_OK_ASYNC(context, rpc.status(), call->done);
+    OP_REQUIRES_ASYNC(
+        context, rpc.ok(),
+        absl::Status(rpc.status().code(),
+                     absl::StrCat("Cannot prepare the call to ",
+                                  model_description_, ": ",
+                                  rpc.status().message())),
+        call->done);
     call->rpc.reset(*rpc);
 
     // Cancelling the step (which is also how a session enforces

@@ -48,6 +48,11 @@ constexpr char kNoOutputsModel[] = "no_outputs";  // OK, but returns nothing
 constexpr char kFloatModel[] = "float";           // outputs are all float
 constexpr char kHoldModel[] = "hold";             // answers only when cancelled
 constexpr char kAbortedMessage[] = "Aborted: the model is being reloaded";
+// A target whose stub cannot prepare calls (CreateRpc fails).
+constexpr char kNoRpcTarget[] = "no-rpc:8500";
+// How long a held call waits for cancellation before giving up, so that a
+// kernel that never cancels fails the test instead of hanging it.
+constexpr absl::Duration kHoldLimit = absl::Seconds(30);
 
 // What the stub saw; shared by all its instances because the kernel makes
 // its own.
@@ -97,7 +102,7 @@ class StubPredictionService {
     absl::MutexLock lock(&Log().mu);
     Log().targets.push_back(target_address);
     Log().channel_options.push_back(options);
-    service->reset(new StubPredictionService);
+    service->reset(new StubPredictionService(target_address == kNoRpcTarget));
     return absl::OkStatus();
   }
 
@@ -106,6 +111,9 @@ class StubPredictionService {
   }
 
   absl::StatusOr<Rpc*> CreateRpc(absl::Duration timeout) {
+    if (fail_create_rpc_) {
+      return absl::ResourceExhaustedError("no call slots left");
+    }
     absl::MutexLock lock(&Log().mu);
     Log().timeouts.push_back(timeout);
     return new Rpc;
@@ -126,7 +134,10 @@ class StubPredictionService {
       // Like a server that never answers: only cancellation ends the call,
       // and the callback comes from another thread, as gRPC's would.
       holders_.emplace_back([rpc, callback = std::move(callback)] {
-        rpc->cancelled().WaitForNotification();
+        if (!rpc->cancelled().WaitForNotificationWithTimeout(kHoldLimit)) {
+          callback(absl::DeadlineExceededError("the kernel never cancelled"));
+          return;
+        }
         {
           absl::MutexLock lock(&Log().mu);
           ++Log().cancellations;
@@ -152,6 +163,10 @@ class StubPredictionService {
   }
 
  private:
+  explicit StubPredictionService(bool fail_create_rpc)
+      : fail_create_rpc_(fail_create_rpc) {}
+
+  const bool fail_create_rpc_;
   std::vector<std::thread> holders_;
 };
 
@@ -403,15 +418,29 @@ TEST_F(RemotePredictOpTest, StepTimeoutCancelsTheRpc) {
 }
 
 TEST_F(RemotePredictOpTest, RpcTimeoutIsCutToTheStepDeadline) {
-  const absl::Time now = absl::Now();
-  EXPECT_EQ(remote_predict_internal::RpcTimeout(30000, std::nullopt),
-            absl::Milliseconds(30000));
-  EXPECT_LE(remote_predict_internal::RpcTimeout(30000, now + absl::Seconds(2)),
-            absl::Seconds(2));
-  EXPECT_EQ(remote_predict_internal::RpcTimeout(30000, now - absl::Seconds(1)),
+  using remote_predict_internal::RpcTimeout;
+  const absl::Time now = absl::FromUnixSeconds(1700000000);
+  EXPECT_EQ(RpcTimeout(30000, std::nullopt, now), absl::Milliseconds(30000));
+  EXPECT_EQ(RpcTimeout(30000, now + absl::Milliseconds(1234), now),
+            absl::Milliseconds(1234));
+  EXPECT_EQ(RpcTimeout(30000, now - absl::Seconds(1), now),
             absl::ZeroDuration());
-  EXPECT_EQ(remote_predict_internal::RpcTimeout(1500, now + absl::Hours(1)),
+  EXPECT_EQ(RpcTimeout(1500, now + absl::Hours(1), now),
             absl::Milliseconds(1500));
+  // Sub-millisecond step budgets are kept, not rounded to zero or up.
+  EXPECT_EQ(RpcTimeout(30000, now + absl::Microseconds(750), now),
+            absl::Microseconds(750));
+}
+
+TEST_F(RemotePredictOpTest, CreateRpcErrorFailsNamingModelAndTarget) {
+  std::vector<Tensor> outputs;
+  const absl::Status status = RunRemotePredict(
+      RemotePredict::Attrs().TargetAddress(kNoRpcTarget).ModelName(kEchoModel),
+      &outputs);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("no call slots left"), HasSubstr("'echo'"),
+                    HasSubstr(absl::StrCat("'", kNoRpcTarget, "'"))));
 }
 
 TEST_F(RemotePredictOpTest, AliasCountMismatchFailsAtGraphConstruction) {
