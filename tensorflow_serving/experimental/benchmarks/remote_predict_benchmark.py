@@ -50,9 +50,8 @@ _QUICK = flags.DEFINE_bool("quick", False, "Tiny bounds for a smoke test; figure
 _SECTIONS = flags.DEFINE_list(
     "sections", ["call_latency", "fan_out", "payload", "throughput", "sharded_embedding"],
     "Sections to run, in this order.")
-# Not --work_dir: the sharded embedding example, imported here, defines that flag.
 _WORK_DIR = flags.DEFINE_string(
-    "benchmark_dir", "", "Where models, configs and server logs go; by default a temporary "
+    "work_dir", "", "Where models, configs and server logs go; by default a temporary "
     "directory deleted at the end (kept if the run fails, for its logs).")
 
 _ALL_SECTIONS = ("call_latency", "fan_out", "payload", "throughput", "sharded_embedding")

@@ -39,7 +39,7 @@ class RemotePredictBenchmarkSmokeTest(absltest.TestCase):
     json_path = os.path.join(self.create_tempdir("out").full_path, "figures.json")
     result = subprocess.run(
         [_binary_path(), "--quick", f"--output_json={json_path}",
-         f"--benchmark_dir={work_dir}"],
+         f"--work_dir={work_dir}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=800)
     self.assertEqual(result.returncode, 0,
                      f"stdout:\n{result.stdout}\nstderr (tail):\n{result.stderr[-5000:]}")

@@ -38,6 +38,8 @@ _HALF_PLUS_TWO_EXPORTER_PATH_IN_WORKSPACE = os.path.join(
 # server process, so a server that exits is noticed at once.
 _POLL_INTERVAL_S = 0.1
 _STOP_GRACE_S = 15.0
+# Exporting takes seconds; only a hung exporter reaches this (run() then kills it).
+_EXPORT_TIMEOUT_S = 300.0
 _LOG_TAIL_LINES = 40
 
 
@@ -117,8 +119,13 @@ def export_half_plus_two(output_dir: str) -> str:
   """
   exporter = _runfiles_binary(_HALF_PLUS_TWO_EXPORTER_PATH_IN_WORKSPACE,
                               HALF_PLUS_TWO_EXPORTER_TARGET)
-  result = subprocess.run([exporter, f"--output_dir={output_dir}"], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, check=False)
+  try:
+    result = subprocess.run([exporter, f"--output_dir={output_dir}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, check=False,
+                            timeout=_EXPORT_TIMEOUT_S)
+  except subprocess.TimeoutExpired as e:
+    raise ModelServerError(f"{HALF_PLUS_TWO_EXPORTER_TARGET} did not finish within "
+                           f"{_EXPORT_TIMEOUT_S:.0f} s writing to {output_dir}") from e
   if result.returncode != 0:
     raise ModelServerError(f"{HALF_PLUS_TWO_EXPORTER_TARGET} failed:\n{result.stdout}")
   return result.stdout.strip().splitlines()[-1]

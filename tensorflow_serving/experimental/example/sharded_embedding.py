@@ -231,32 +231,36 @@ def check_master(stub, num_shards: int, table: np.ndarray, seed: int) -> None:
                            f"{actual.shape}, expected {expected.shape}")
 
 
-_VOCAB_SIZE = flags.DEFINE_integer("vocab_size", 100_000, "Rows of the embedding table.")
-_DIM = flags.DEFINE_integer("embedding_dim", 64, "Columns of the embedding table.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random table and of the request ids.")
-_SHARD_COUNTS = flags.DEFINE_list("shard_counts", ["1", "2", "4", "8"],
-                                  "Shard counts to deploy and time.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Ids per timed request.")
-_NUM_REQUESTS = flags.DEFINE_integer("num_requests", 50, "Timed requests per shard count.")
-_DEADLINE = flags.DEFINE_integer("max_rpc_deadline_millis", 10000,
-                                 "Deadline of each master-to-shard call, in milliseconds.")
-_WORK_DIR = flags.DEFINE_string(
-    "work_dir", "", "Where to put models, configs and server logs; by default a temporary "
-    "directory that is deleted at the end.")
+def _define_flags() -> None:
+  # Defined only when this file is the program: the benchmark and the test import
+  # this module, and flags defined at import would clash with theirs.
+  flags.DEFINE_integer("vocab_size", 100_000, "Rows of the embedding table.")
+  flags.DEFINE_integer("embedding_dim", 64, "Columns of the embedding table.")
+  flags.DEFINE_integer("seed", 0, "Seed of the random table and of the request ids.")
+  flags.DEFINE_list("shard_counts", ["1", "2", "4", "8"], "Shard counts to deploy and time.")
+  flags.DEFINE_integer("batch_size", 256, "Ids per timed request.")
+  flags.DEFINE_integer("num_requests", 50, "Timed requests per shard count.")
+  flags.DEFINE_integer("max_rpc_deadline_millis", 10000,
+                       "Deadline of each master-to-shard call, in milliseconds.")
+  flags.DEFINE_string(
+      "work_dir", "", "Where to put models, configs and server logs; by default a temporary "
+      "directory that is deleted at the end.")
 
 
 def run(work_dir: str) -> None:
+  f = flags.FLAGS
   try:
-    shard_counts = [int(n) for n in _SHARD_COUNTS.value]
+    shard_counts = [int(n) for n in f.shard_counts]
   except ValueError as e:
     raise app.UsageError(f"--shard_counts must be comma-separated integers: {e}") from e
   if not shard_counts or min(shard_counts) < 1 or len(set(shard_counts)) != len(shard_counts):
     raise app.UsageError(f"--shard_counts must be distinct integers >= 1, got {shard_counts}")
-  table = make_table(_VOCAB_SIZE.value, _DIM.value, _SEED.value)
+  table = make_table(f.vocab_size, f.embedding_dim, f.seed)
   print(f"embedding table: {table.shape[0]} x {table.shape[1]} float32 "
-        f"({table.nbytes / 2**20:.1f} MiB), seed {_SEED.value}")
+        f"({table.nbytes / 2**20:.1f} MiB), seed {f.seed}")
   start = time.perf_counter()
-  with deploy(work_dir, table, shard_counts, max_rpc_deadline_millis=_DEADLINE.value) as d:
+  with deploy(work_dir, table, shard_counts,
+              max_rpc_deadline_millis=f.max_rpc_deadline_millis) as d:
     print(f"exported and loaded {sum(len(m) for m in d.models)} models on "
           f"{len(d.servers)} model servers in {time.perf_counter() - start:.1f} s:")
     for server, models in zip(d.servers, d.models):
@@ -264,11 +268,11 @@ def run(work_dir: str) -> None:
     with grpc.insecure_channel(d.master_address) as channel:
       stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
       for n in shard_counts:
-        check_master(stub, n, table, _SEED.value)
+        check_master(stub, n, table, f.seed)
       print("every master matches tf.gather on the full table (duplicates, descending "
             "ids, first/last id, empty batch)")
       try:
-        lookup(stub, master_model_name(shard_counts[0]), [_VOCAB_SIZE.value, -1])
+        lookup(stub, master_model_name(shard_counts[0]), [f.vocab_size, -1])
         raise AssertionError("out-of-range ids were not rejected")
       except grpc.RpcError as e:
         if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
@@ -276,15 +280,14 @@ def run(work_dir: str) -> None:
         first_line = e.details().splitlines()[0]
         print(f"out-of-range ids are rejected: {e.code().name}: {first_line}")
 
-      print(f"\nper-request latency, {_BATCH_SIZE.value} random ids per request, "
-            f"{_NUM_REQUESTS.value} requests one after another:")
+      print(f"\nper-request latency, {f.batch_size} random ids per request, "
+            f"{f.num_requests} requests one after another:")
       print(f"  {'model':<24} {'shards':>9} {'median ms':>10} {'p90 ms':>8}")
       # The single shard called directly: the cost of the master's extra hop.
       rows = [(shard_model_name(0, 1), "1, direct")] if 1 in shard_counts else []
       rows += [(master_model_name(n), str(n)) for n in shard_counts]
       for model, shards in rows:
-        ms = latencies_ms(stub, model, _VOCAB_SIZE.value, _BATCH_SIZE.value,
-                          _NUM_REQUESTS.value, _SEED.value)
+        ms = latencies_ms(stub, model, f.vocab_size, f.batch_size, f.num_requests, f.seed)
         print(f"  {model:<24} {shards:>9} {np.median(ms):>10.2f} {np.percentile(ms, 90):>8.2f}")
   print("stopped the model servers")
 
@@ -295,14 +298,15 @@ def main(argv):
   # The exporters' progress and deprecation notes are noise here.
   logging.set_verbosity(logging.WARNING)
   tf.get_logger().setLevel("ERROR")
-  work_dir = _WORK_DIR.value or tempfile.mkdtemp(prefix="sharded_embedding.")
+  work_dir = flags.FLAGS.work_dir or tempfile.mkdtemp(prefix="sharded_embedding.")
   os.makedirs(work_dir, exist_ok=True)
   try:
     run(work_dir)
   finally:
-    if not _WORK_DIR.value:
+    if not flags.FLAGS.work_dir:
       shutil.rmtree(work_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

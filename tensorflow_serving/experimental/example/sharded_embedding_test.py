@@ -9,6 +9,7 @@ import os
 import subprocess
 import tempfile
 
+from absl import flags
 from absl import logging
 from absl.testing import absltest
 import grpc
@@ -118,6 +119,13 @@ class ShardedEmbeddingTest(absltest.TestCase):
 
 
 class ShardedEmbeddingProgramTest(absltest.TestCase):
+
+  def test_importing_the_module_defines_no_flags(self):
+    # The benchmark imports the module next to its own flags; the example's flags
+    # belong to the program alone.
+    for name in ("vocab_size", "embedding_dim", "seed", "shard_counts", "batch_size",
+                 "num_requests", "max_rpc_deadline_millis", "work_dir"):
+      self.assertNotIn(name, flags.FLAGS, f"importing sharded_embedding defined --{name}")
 
   def test_the_example_program_checks_and_times_every_shard_count(self):
     # A small table: this checks the program's flow, the class above its results.

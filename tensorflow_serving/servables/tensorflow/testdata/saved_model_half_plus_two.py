@@ -32,11 +32,6 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Model base path; the SavedModel goes to OUTPUT_DIR/<version>.")
-_VERSION = flags.DEFINE_integer("version", 123, "Version number of the exported model.")
-_AS_TEXT = flags.DEFINE_bool("as_text", False, "Write saved_model.pbtxt instead of .pb.")
-
 ASSET_FILENAME = "foo.txt"
 ASSET_CONTENTS = "asset-file-contents"
 
@@ -125,13 +120,24 @@ def export(output_dir: str, version: int = 123, as_text: bool = False) -> str:
   return final_dir
 
 
+def _define_flags() -> None:
+  # Defined only when this file is the program: the model server's tests and the
+  # examples import export(), and flags defined at import would clash with theirs.
+  flags.DEFINE_string("output_dir", None,
+                      "Model base path; the SavedModel goes to OUTPUT_DIR/<version>.")
+  flags.DEFINE_integer("version", 123, "Version number of the exported model.")
+  flags.DEFINE_bool("as_text", False, "Write saved_model.pbtxt instead of .pb.")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _OUTPUT_DIR.value:
+  f = flags.FLAGS
+  if not f.output_dir:
     raise app.UsageError("--output_dir is required: the model base path to write into")
-  print(export(_OUTPUT_DIR.value, _VERSION.value, _AS_TEXT.value))
+  print(export(f.output_dir, f.version, f.as_text))
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

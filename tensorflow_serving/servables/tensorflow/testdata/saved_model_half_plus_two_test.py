@@ -2,6 +2,7 @@
 
 import os
 
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
@@ -74,6 +75,11 @@ class SavedModelHalfPlusTwoTest(tf.test.TestCase):
   def test_refuses_to_overwrite_a_version(self):
     with self.assertRaisesRegex(FileExistsError, "00000123"):
       saved_model_half_plus_two.export(self.base_path, 123)
+
+  def test_importing_the_module_defines_no_flags(self):
+    # Tests and examples import export() next to flags of their own.
+    for name in ("output_dir", "version", "as_text"):
+      self.assertNotIn(name, flags.FLAGS, f"importing the exporter defined --{name}")
 
 
 if __name__ == "__main__":
