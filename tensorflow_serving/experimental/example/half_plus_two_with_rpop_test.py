@@ -14,10 +14,10 @@ from absl.testing import absltest
 import grpc
 import tensorflow as tf
 
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.experimental.example import model_server_process
+from tensorflow_serving.experimental.example import remote_predict_nodes
 
 _EXAMPLE = "tensorflow_serving/experimental/example"
 _PROGRAM_TIMEOUT_S = 120
@@ -28,19 +28,6 @@ def _run(program: str, *args: str) -> subprocess.CompletedProcess:
   path = model_server_process.runfiles_path(os.path.join(_EXAMPLE, program))
   return subprocess.run([path, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                         text=True, timeout=_PROGRAM_TIMEOUT_S, check=False)
-
-
-def _remote_predict_nodes(saved_model_dir: str) -> List:
-  """Every TfServingRemotePredict node in the SavedModel, in graphs and functions."""
-  saved_model = saved_model_pb2.SavedModel()
-  with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-    saved_model.ParseFromString(f.read())
-  nodes = []
-  for meta_graph in saved_model.meta_graphs:
-    nodes.extend(meta_graph.graph_def.node)
-    for function in meta_graph.graph_def.library.function:
-      nodes.extend(function.node_def)
-  return [node for node in nodes if node.op == "TfServingRemotePredict"]
 
 
 class HalfPlusTwoWithRpopTest(absltest.TestCase):
@@ -83,7 +70,7 @@ class HalfPlusTwoWithRpopTest(absltest.TestCase):
   def test_exporter_writes_the_version_with_a_remote_predict_op(self):
     version_dir = os.path.join(self.rpop_dir, "7")
     self.assertIn(version_dir, self.export_output)
-    [node] = _remote_predict_nodes(version_dir)
+    [node] = remote_predict_nodes.remote_predict_nodes(version_dir)
     self.assertEqual(node.attr["model_name"].s, b"half_plus_two")
     self.assertEqual(node.attr["target_address"].s, self.server.grpc_address.encode())
 

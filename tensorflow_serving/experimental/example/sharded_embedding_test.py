@@ -16,8 +16,8 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.experimental.example import remote_predict_nodes
 from tensorflow_serving.experimental.example import sharded_embedding
 
 _VOCAB_SIZE = 10_007  # prime: no shard count divides it, so shards differ in size
@@ -94,7 +94,7 @@ class ShardedEmbeddingTest(absltest.TestCase):
     addresses = [server.grpc_address for server in self.deployment.servers]
     for n in _SHARD_COUNTS:
       with self.subTest(shards=n):
-        nodes = _remote_predict_nodes(
+        nodes = remote_predict_nodes.remote_predict_nodes(
             os.path.join(self.work_dir, sharded_embedding.master_model_name(n), "1"))
         called = sorted((node.attr["model_name"].s.decode(), node.attr["target_address"].s.decode())
                         for node in nodes)
@@ -139,18 +139,6 @@ class ShardedEmbeddingProgramTest(absltest.TestCase):
     self.assertIn("out-of-range ids are rejected: INVALID_ARGUMENT", result.stdout)
     for model in ("embedding_shard_0_of_1", "embedding_master_1", "embedding_master_3"):
       self.assertRegex(result.stdout, rf"\n  {model} +[0-9a-z, ]+ +[0-9.]+ +[0-9.]+\n")
-
-
-def _remote_predict_nodes(saved_model_dir: str):
-  saved_model = saved_model_pb2.SavedModel()
-  with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-    saved_model.ParseFromString(f.read())
-  nodes = []
-  for meta_graph in saved_model.meta_graphs:
-    nodes.extend(meta_graph.graph_def.node)
-    for function in meta_graph.graph_def.library.function:
-      nodes.extend(function.node_def)
-  return [node for node in nodes if node.op == "TfServingRemotePredict"]
 
 
 if __name__ == "__main__":
