@@ -24,24 +24,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "tensorflow_serving/apis/predict.pb.h"
+#include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/prediction_service_channel_options.h"
 
 struct grpc_call;
 
 namespace tensorflow {
 namespace serving {
-
-// How to secure a channel. The PEM strings are contents, not file names.
-struct PredictionServiceChannelOptions {
-  // TLS instead of plaintext.
-  bool use_tls = false;
-  // Roots the server's certificate must chain to; empty: gRPC's default roots.
-  std::string ssl_root_certs;
-  // Client certificate chain and key for mutual TLS; both or neither.
-  std::string ssl_client_cert;
-  std::string ssl_client_key;
-  // Name to verify the server's certificate against instead of the target's.
-  std::string ssl_target_name_override;
-};
 
 // Checks that `target_address` is something gRPC can dial: `host:port`, or a
 // URI with the dns, ipv4, ipv6, unix or unix-abstract scheme.

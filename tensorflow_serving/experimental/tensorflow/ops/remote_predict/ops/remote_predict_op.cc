@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -17,6 +18,16 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/types.h"
+
+// Upstream's flag, under upstream's name, defined here as upstream does so that
+// every binary with the op has it. The default differs: numbers travel packed
+// in tensor_content, which is smaller and faster to encode; any TensorFlow
+// Serving decodes both. The kernel header declares it.
+ABSL_FLAG(bool, remote_predict_op_use_tensor_content, true,
+          "If true, TfServingRemotePredict sends numeric tensors packed in "
+          "TensorProto.tensor_content; if false, in the typed repeated fields. "
+          "The environment variable TF_SERVING_REMOTE_PREDICT_USE_TENSOR_CONTENT, "
+          "when set, overrides it for the kernels built meanwhile.");
 
 namespace tensorflow {
 namespace {
