@@ -406,15 +406,19 @@ class RemotePredictOp : public AsyncOpKernel {
     CancellationToken token = CancellationManager::kInvalidToken;
   };
 
-  // Sets the outputs from the RPC's status and response; an error fails the op.
-  absl::Status Finish(Call& call, const absl::Status& rpc_status) {
+  // Sets the outputs from the RPC's status and response; an error fails the op
+  // unless fail_op_on_rpc_error is false. Either way the error names the model
+  // and the target.
+  absl::Status Finish(Call& call, const absl::Status& raw_rpc_status) {
     OpKernelContext* context = call.context;
-    if (!rpc_status.ok() && fail_op_on_rpc_error_) {
-      return absl::Status(
+    absl::Status rpc_status = raw_rpc_status;
+    if (!rpc_status.ok()) {
+      rpc_status = absl::Status(
           rpc_status.code(),
           absl::StrCat("Remote Predict of ", model_description_, " failed",
                        FailureContext(call, rpc_status), ": ",
                        rpc_status.message()));
+      if (fail_op_on_rpc_error_) return rpc_status;
     }
     Tensor* status_code;
     TF_RETURN_IF_ERROR(

@@ -362,7 +362,11 @@ TEST_F(RemotePredictOpTest, RpcErrorIsReturnedWhenOpMayNotFail) {
   ASSERT_EQ(outputs.size(), 4);
   EXPECT_EQ(outputs[0].scalar<int32_t>()(),
             static_cast<int32_t>(absl::StatusCode::kAborted));
-  EXPECT_EQ(outputs[1].scalar<tstring>()(), kAbortedMessage);
+  // The message names the model and target, as the raising mode's does.
+  EXPECT_EQ(outputs[1].scalar<tstring>()(),
+            absl::StrCat("Remote Predict of model 'aborted' at "
+                         "'model-server:8500' failed: ",
+                         kAbortedMessage));
   EXPECT_EQ(outputs[2].dtype(), DT_INT32);
   EXPECT_EQ(outputs[2].NumElements(), 0);
   EXPECT_EQ(outputs[3].dtype(), DT_STRING);

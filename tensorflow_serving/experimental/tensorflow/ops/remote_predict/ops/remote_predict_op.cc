@@ -139,7 +139,8 @@ output_tensor_aliases: The remote signature's output aliases to fetch; the
   request's output_filter.
 status_code: 0 on success, otherwise the RPC's error code (the numbers of
   tensorflow::error::Code, equal to gRPC's).
-status_error_message: The RPC's error message, empty on success.
+status_error_message: The RPC's error message, prefixed with the model and target
+  it was for; empty on success.
 output_tensors: The fetched tensors, in the order of `output_tensor_aliases`.
 output_types: The dtypes of `output_tensors`; one per output alias.
 )doc");
