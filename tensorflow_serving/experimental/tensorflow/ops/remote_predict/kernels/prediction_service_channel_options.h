@@ -10,8 +10,20 @@
 namespace tensorflow {
 namespace serving {
 
-// How to secure a channel. The PEM strings are contents, not file names.
+// How to reach the server. The PEM strings are contents, not file names.
 struct PredictionServiceChannelOptions {
+  // The longest wait between two attempts to reconnect to a target that went
+  // away. gRPC's own default, 120 s after a few failures, suits clients on the
+  // internet; inside a cluster a restarted server should get calls again
+  // within about a second.
+  static constexpr int kDefaultMaxReconnectBackoffMillis = 1000;
+  int max_reconnect_backoff_millis = kDefaultMaxReconnectBackoffMillis;
+
+  // Whether a call that finds the target unreachable, or fails with
+  // UNAVAILABLE, waits and retries within its deadline (gRPC's wait-for-ready
+  // and retry policy) instead of failing at once. Predict is idempotent.
+  bool retry_unavailable = false;
+
   // TLS instead of plaintext.
   bool use_tls = false;
   // Roots the server's certificate must chain to; empty: gRPC's default roots.

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/grpc_core_api.h"
@@ -27,11 +28,34 @@ namespace {
 
 constexpr char kPredictMethod[] =
     "/tensorflow.serving.PredictionService/Predict";
-constexpr char kRoundRobinServiceConfig[] =
-    R"({"loadBalancingConfig":[{"round_robin":{}}]})";
+// The first wait before reconnecting to a target that went away; later waits
+// grow from it up to PredictionServiceChannelOptions' maximum.
+constexpr int kInitialReconnectBackoffMillis = 100;
 constexpr char kTargetHelp[] =
     "; use host:port (e.g. localhost:8500) or a gRPC URI such as "
     "dns:///host:port or ipv4:10.0.0.1:8500,10.0.0.2:8500";
+
+// gRPC's service config for a channel: round-robin over several addresses;
+// with retries, Predict waits for the target to be ready and retries
+// UNAVAILABLE (gRPC allows at most 5 attempts), all within the call's deadline.
+std::string ServiceConfig(bool several_addresses, bool retry_unavailable) {
+  std::vector<std::string> parts;
+  if (several_addresses) {
+    parts.push_back(R"("loadBalancingConfig":[{"round_robin":{}}])");
+  }
+  if (retry_unavailable) {
+    parts.push_back(
+        R"("methodConfig":[{)"
+        R"("name":[{"service":"tensorflow.serving.PredictionService",)"
+        R"("method":"Predict"}],)"
+        R"("waitForReady":true,)"
+        R"("retryPolicy":{"maxAttempts":5,"initialBackoff":"0.1s",)"
+        R"("maxBackoff":"1s","backoffMultiplier":2,)"
+        R"("retryableStatusCodes":["UNAVAILABLE"]}}])");
+  }
+  if (parts.empty()) return "";
+  return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
+}
 
 absl::Status InvalidTarget(const std::string& target, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(
@@ -471,9 +495,18 @@ absl::Status PredictionServiceGrpc::Create(
   // would fail large responses.
   args.push_back(int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1));
   args.push_back(int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, -1));
-  const std::string round_robin = kRoundRobinServiceConfig;
-  if (absl::StrContains(target_address, ',')) {
-    args.push_back(string_arg(GRPC_ARG_SERVICE_CONFIG, round_robin));
+  // Reconnect soon after the target is back: bound gRPC's backoff, and let
+  // the DNS resolver look the name up again as often.
+  const int max_backoff = std::max(1, options.max_reconnect_backoff_millis);
+  args.push_back(int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                         std::min(kInitialReconnectBackoffMillis, max_backoff)));
+  args.push_back(int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff));
+  args.push_back(
+      int_arg(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_backoff));
+  const std::string service_config = ServiceConfig(
+      absl::StrContains(target_address, ','), options.retry_unavailable);
+  if (!service_config.empty()) {
+    args.push_back(string_arg(GRPC_ARG_SERVICE_CONFIG, service_config));
   }
   if (!options.ssl_target_name_override.empty()) {
     args.push_back(string_arg(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,

@@ -513,6 +513,19 @@ TEST(PredictionServiceGrpcTest, UnreachableTargetIsUnavailableBeforeDeadline) {
       << result.status;
 }
 
+TEST(PredictionServiceGrpcTest, WithRetriesUnreachableTargetWaitsForDeadline) {
+  PredictionServiceChannelOptions options;
+  options.retry_unavailable = true;
+  auto service = Connect(absl::StrCat("127.0.0.1:", UnusedPort()), options);
+  ASSERT_NE(service, nullptr);
+  // With retries on, the call waits for the target instead of failing at
+  // once, so it ends only when its deadline passes.
+  const Result result = CallPredict(*service, RequestWithInput("x", "t"),
+                                    absl::Milliseconds(500));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+      << result.status;
+}
+
 TEST(PredictionServiceGrpcTest, HeldCallEndsWithDeadlineExceeded) {
   TestPredictionServer server([](const PredictRequest&) {
     Answer answer;

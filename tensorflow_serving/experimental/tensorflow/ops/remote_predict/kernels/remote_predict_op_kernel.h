@@ -130,6 +130,19 @@ inline absl::Status ChannelOptionsFromAttrs(
   options->use_tls = !options->ssl_root_certs.empty() ||
                      !options->ssl_client_cert.empty() ||
                      !options->ssl_target_name_override.empty();
+  int64_t max_backoff;
+  TF_RETURN_IF_ERROR(context->GetAttr("max_reconnect_backoff_millis",
+                                      &max_backoff));
+  if (max_backoff <= 0 || max_backoff > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_reconnect_backoff_millis is ", max_backoff,
+        "; it must be a positive number of milliseconds (default ",
+        PredictionServiceChannelOptions::kDefaultMaxReconnectBackoffMillis,
+        ")"));
+  }
+  options->max_reconnect_backoff_millis = static_cast<int>(max_backoff);
+  TF_RETURN_IF_ERROR(
+      context->GetAttr("retry_unavailable", &options->retry_unavailable));
   return absl::OkStatus();
 }
 
@@ -165,13 +178,18 @@ absl::Status CreateStub(const std::string& target_address,
   if constexpr (AcceptsChannelOptions<Stub>::value) {
     return Stub::Create(target_address, options, stub);
   } else {
-    if (options.use_tls) {
+    const PredictionServiceChannelOptions defaults;
+    if (options.use_tls || options.retry_unavailable !=
+                               defaults.retry_unavailable ||
+        options.max_reconnect_backoff_millis !=
+            defaults.max_reconnect_backoff_millis) {
       return absl::InvalidArgumentError(absl::StrCat(
           "TfServingRemotePredict '", kernel_name,
-          "' sets ssl_* attrs, but the prediction-service stub it is "
-          "registered with has no Create(target, "
-          "PredictionServiceChannelOptions, stub) to receive them; clear the "
-          "ssl_* attrs or give the stub that Create"));
+          "' sets ssl_*, retry_unavailable or max_reconnect_backoff_millis, "
+          "but the prediction-service stub it is registered with has no "
+          "Create(target, PredictionServiceChannelOptions, stub) to receive "
+          "them; leave those attrs at their defaults or give the stub that "
+          "Create"));
     }
     return Stub::Create(target_address, stub);
   }

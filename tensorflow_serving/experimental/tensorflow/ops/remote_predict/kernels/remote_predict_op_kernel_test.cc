@@ -530,6 +530,36 @@ TEST_F(RemotePredictOpTest, CertificateFilesReachTheStubAsPem) {
   EXPECT_EQ(Log().channel_options[0].ssl_target_name_override, "localhost");
 }
 
+TEST_F(RemotePredictOpTest, RecoveryDefaultsReachTheStub) {
+  std::vector<Tensor> outputs;
+  ASSERT_TRUE(RunRemotePredict(Model(kEchoModel), &outputs).ok());
+  absl::MutexLock lock(&Log().mu);
+  ASSERT_EQ(Log().channel_options.size(), 1);
+  EXPECT_EQ(Log().channel_options[0].max_reconnect_backoff_millis, 1000);
+  EXPECT_FALSE(Log().channel_options[0].retry_unavailable);
+}
+
+TEST_F(RemotePredictOpTest, RecoveryAttrsReachTheStub) {
+  std::vector<Tensor> outputs;
+  ASSERT_TRUE(RunRemotePredict(Model(kEchoModel)
+                                   .MaxReconnectBackoffMillis(250)
+                                   .RetryUnavailable(true),
+                               &outputs)
+                  .ok());
+  absl::MutexLock lock(&Log().mu);
+  ASSERT_EQ(Log().channel_options.size(), 1);
+  EXPECT_EQ(Log().channel_options[0].max_reconnect_backoff_millis, 250);
+  EXPECT_TRUE(Log().channel_options[0].retry_unavailable);
+}
+
+TEST_F(RemotePredictOpTest, NonPositiveReconnectBackoffFailsNamingTheAttr) {
+  std::vector<Tensor> outputs;
+  const absl::Status status = RunRemotePredict(
+      Model(kEchoModel).MaxReconnectBackoffMillis(0), &outputs);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("max_reconnect_backoff_millis"));
+}
+
 }  // namespace
 }  // namespace serving
 }  // namespace tensorflow

@@ -186,6 +186,14 @@ TEST_F(UpstreamStubContractTest, TlsAttrsOnAStubWithoutChannelOptionsFail) {
                     HasSubstr("PredictionServiceChannelOptions")));
 }
 
+TEST_F(UpstreamStubContractTest, RetryAttrOnAStubWithoutChannelOptionsFails) {
+  std::vector<Tensor> outputs;
+  const absl::Status status =
+      RunPredict(Model(kMirrorModel).RetryUnavailable(true), &outputs);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("retry_unavailable"));
+}
+
 }  // namespace
 }  // namespace serving
 }  // namespace tensorflow

@@ -2,10 +2,9 @@
 // TensorFlow Serving model, made from inside a graph.
 //
 // The name, inputs, outputs and the first nine attrs are TensorFlow Serving's,
-// so graphs and SavedModels move between this build and upstream's. The TLS
-// attrs are additions; they default to empty (an insecure channel), and
-// exporters strip attrs at their defaults, so graphs that do not use TLS stay
-// loadable by upstream's op.
+// so graphs and SavedModels move between this build and upstream's. The TLS,
+// reconnection and retry attrs are additions; exporters strip attrs at their
+// defaults, so graphs that leave them alone stay loadable by upstream's op.
 
 #include <cstdint>
 #include <vector>
@@ -96,6 +95,8 @@ REGISTER_OP("TfServingRemotePredict")
     .Attr("ssl_client_cert_file: string = ''")
     .Attr("ssl_client_key_file: string = ''")
     .Attr("ssl_target_name_override: string = ''")
+    .Attr("max_reconnect_backoff_millis: int = 1000")
+    .Attr("retry_unavailable: bool = false")
     .Input("input_tensor_aliases: string")
     .Input("input_tensors: T")
     .Input("output_tensor_aliases: string")
@@ -132,6 +133,13 @@ ssl_client_cert_file: PEM certificate chain presented to the server for mutual
 ssl_client_key_file: PEM private key of ssl_client_cert_file.
 ssl_target_name_override: Host name to check the server's certificate against
   instead of the one in target_address (for tests and private CAs).
+max_reconnect_backoff_millis: The longest wait, in milliseconds, between two
+  attempts to reconnect to a target that is down; bounds how long calls keep
+  failing after it is back.
+retry_unavailable: If true, a call made while the target is unreachable waits
+  for it, and a call failing with UNAVAILABLE is retried, both within the
+  call's deadline (so a restart shorter than the deadline loses no call). If
+  false (the default), such calls fail at once with UNAVAILABLE.
 input_tensor_aliases: The remote signature's input aliases, one per tensor in
   `input_tensors`.
 input_tensors: The tensors to send.
