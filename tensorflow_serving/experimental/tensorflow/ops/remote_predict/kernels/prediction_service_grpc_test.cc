@@ -5,6 +5,7 @@
 #include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/prediction_service_grpc.h"
 
 #include <gmock/gmock.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -651,6 +652,70 @@ TEST(PredictionServiceGrpcTest, DestroyingFromItsOwnCallbackWorks) {
   AwaitCallback(destroyed, *rpc, absl::Seconds(30));
   EXPECT_TRUE(status.ok()) << status;
   EXPECT_EQ(response.outputs().at("x").tensor_content(), "t");
+}
+
+// The threads of this process now.
+int ThreadCount() {
+  DIR* tasks = opendir("/proc/self/task");
+  EXPECT_NE(tasks, nullptr);
+  if (tasks == nullptr) return -1;
+  int count = 0;
+  while (const dirent* entry = readdir(tasks)) {
+    count += entry->d_name[0] != '.';
+  }
+  closedir(tasks);
+  return count;
+}
+
+TEST(PredictionServiceGrpcTest, StubsWithTheSameSettingsShareOneChannel) {
+  TestPredictionServer server(Echo);
+  const int before = PredictionServiceGrpc::OpenChannelCount();
+  std::vector<std::unique_ptr<PredictionServiceGrpc>> stubs;
+  for (int i = 0; i < 3; ++i) stubs.push_back(Connect(server.address()));
+  EXPECT_EQ(PredictionServiceGrpc::OpenChannelCount(), before + 1);
+  PredictionServiceChannelOptions retrying;
+  retrying.retry_unavailable = true;
+  stubs.push_back(Connect(server.address(), retrying));
+  EXPECT_EQ(PredictionServiceGrpc::OpenChannelCount(), before + 2)
+      << "other settings need a channel of their own";
+  for (auto& stub : stubs) {
+    ASSERT_NE(stub, nullptr);
+    EXPECT_TRUE(
+        CallPredict(*stub, RequestWithInput("x", "t"), absl::Seconds(30))
+            .status.ok());
+  }
+  stubs.clear();
+  EXPECT_EQ(PredictionServiceGrpc::OpenChannelCount(), before)
+      << "the last stub of a channel closes it";
+}
+
+TEST(PredictionServiceGrpcTest, ThreadsDoNotGrowWithStubsOrChannels) {
+  TestPredictionServer server(Echo);
+  {
+    // Starts the completion-queue pool and gRPC's own threads.
+    auto first = Connect(server.address());
+    ASSERT_NE(first, nullptr);
+    ASSERT_TRUE(
+        CallPredict(*first, RequestWithInput("x", "t"), absl::Seconds(30))
+            .status.ok());
+  }
+  const int threads_before = ThreadCount();
+  constexpr int kStubs = 100;
+  std::vector<std::unique_ptr<PredictionServiceGrpc>> stubs;
+  for (int i = 0; i < kStubs; ++i) {
+    // Distinct settings, so every stub has a channel of its own.
+    PredictionServiceChannelOptions options;
+    options.max_reconnect_backoff_millis = 2000 + i;
+    stubs.push_back(Connect(server.address(), options));
+    ASSERT_NE(stubs.back(), nullptr);
+    ASSERT_TRUE(CallPredict(*stubs.back(), RequestWithInput("x", "t"),
+                            absl::Seconds(30))
+                    .status.ok());
+  }
+  const int threads_after = ThreadCount();
+  std::printf("threads: %d before, %d with %d more stubs and channels\n",
+              threads_before, threads_after, kStubs);
+  EXPECT_LE(threads_after - threads_before, 4);
 }
 
 TEST(PredictionServiceGrpcTest, SeveralAddressesAreBalancedRoundRobin) {
