@@ -39,6 +39,7 @@ namespace tensorflow {
 namespace serving {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 // Longest a test waits for something that should happen promptly (a callback,
@@ -762,6 +763,31 @@ TEST(PredictionServiceGrpcTest, InvalidTargetFailsCreateNamingIt) {
     EXPECT_EQ(service, nullptr);
   }
 }
+
+#ifndef REMOTE_PREDICT_OP_LINK_GRPC
+TEST(GrpcCoreApiTest, MissingLibraryIsAnErrorThatSaysWhatToInstall) {
+  grpc_core_api::GrpcCore core;
+  const absl::Status status = grpc_core_api::LoadFromLibrary(
+      {"libgrpc-that-is-not-installed.so.999"}, &core);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("libgrpc-that-is-not-installed.so.999"),
+                    HasSubstr("apt-get install libgrpc29")));
+  EXPECT_EQ(core.grpc_init, nullptr);
+}
+
+TEST(GrpcCoreApiTest, LibraryWithoutTheFunctionsIsAnErrorNotAnAbort) {
+  // zlib loads fine but has none of gRPC's functions.
+  grpc_core_api::GrpcCore core;
+  const absl::Status status =
+      grpc_core_api::LoadFromLibrary({"libz.so.1"}, &core);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("libz.so.1"), HasSubstr("grpc_channel_create"),
+                    HasSubstr("1.51")));
+  EXPECT_EQ(core.grpc_init, nullptr) << "a partly filled table was kept";
+}
+#endif  // REMOTE_PREDICT_OP_LINK_GRPC
 
 TEST(PredictionServiceGrpcTest, GrpcStatusCodesMapOneToOne) {
   const std::vector<std::pair<grpc_status_code, absl::StatusCode>> codes = {
