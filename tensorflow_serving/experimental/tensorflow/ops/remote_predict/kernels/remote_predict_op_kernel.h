@@ -57,6 +57,7 @@
 #include "tensorflow/core/platform/env.h"
 #include "tensorflow_serving/apis/predict.pb.h"
 #include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/prediction_service_channel_options.h"
+#include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/remote_predict_metrics.h"
 
 // Upstream's switch between packed tensor_content (true) and the typed
 // repeated fields (false) for numeric inputs; defined with the op
@@ -386,6 +387,8 @@ class RemotePredictOp : public AsyncOpKernel {
       }
     }
 
+    call->request_bytes = static_cast<int64_t>(request.ByteSizeLong());
+    call->start = absl::Now();
     Call* pending = call.release();
     prediction_service_->Predict(
         pending->rpc.get(), &pending->request, &pending->response,
@@ -394,6 +397,12 @@ class RemotePredictOp : public AsyncOpKernel {
           if (finished->cancellation != nullptr) {
             finished->cancellation->TryDeregisterCallback(finished->token);
           }
+          remote_predict_metrics::RecordCall(
+              target_address_, model_name_, status,
+              absl::Now() - finished->start, finished->request_bytes,
+              status.ok() ? static_cast<int64_t>(
+                                finished->response.ByteSizeLong())
+                          : 0);
           const absl::Status finished_status = Finish(*finished, status);
           if (!finished_status.ok()) {
             finished->context->CtxFailure(__FILE__, __LINE__, finished_status);
@@ -419,6 +428,8 @@ class RemotePredictOp : public AsyncOpKernel {
     PredictResponse response;
     std::vector<std::string> output_aliases;
     absl::Duration timeout;
+    absl::Time start;
+    int64_t request_bytes = 0;
     std::shared_ptr<Rpc> rpc;
     CancellationManager* cancellation = nullptr;
     CancellationToken token = CancellationManager::kInvalidToken;
