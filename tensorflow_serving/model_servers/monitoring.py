@@ -9,10 +9,16 @@ turned into ':'):
 
 `API` is predict/classify/regress/multi_inference/get_model_metadata/get_model_status,
 `entrypoint` GRPC or REST, `status` the canonical code name (OK, NOT_FOUND, ...).
+
+After them comes TensorFlow's own monitoring registry, as a TF Serving server exports
+it: among others the Remote Predict Op's per-call metrics
+(:tensorflow:serving:remote_predict:call_count{target,model_name,status}, ...).
 """
 
 import threading
 from typing import Dict, List, Tuple
+
+from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops import tensorflow_metrics
 
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
@@ -99,4 +105,5 @@ class Metrics:
       lines.append(f"# TYPE {LOAD_ATTEMPT_COUNT} counter")
       for key, count in sorted(self._loads.items()):
         lines.append(f"{LOAD_ATTEMPT_COUNT}{_labels(self._LOAD_LABELS, key)} {count}")
-    return "\n".join(lines) + "\n"
+    own = (REQUEST_COUNT, REQUEST_LATENCY, LOAD_ATTEMPT_COUNT)
+    return "\n".join(lines) + "\n" + tensorflow_metrics.prometheus_text(exclude=own)

@@ -82,6 +82,7 @@ _ABSL_TARGETS = {
     "absl/base": ["base", "core_headers"],
     "absl/cleanup": ["cleanup"],
     "absl/container": ["btree", "fixed_array", "flat_hash_map", "flat_hash_set", "inlined_vector", "node_hash_map"],
+    "absl/flags": ["declare", "flag"],
     "absl/functional": ["any_invocable", "bind_front", "function_ref"],
     "absl/hash": ["hash"],
     "absl/log": ["check", "log"],

@@ -159,6 +159,8 @@ def _check_label(label: Label, loaded_symbols: Optional[List[str]], source_root:
                  dirs: Iterable[str]) -> Optional[str]:
   if not label.repo and label.package == "visibility" and label.name in ("public", "private"):
     return None
+  if not label.repo and label.package == "conditions" and label.name == "default":
+    return None  # select()'s fallback key, built into Bazel.
   if not label.repo and _in_vendored_tree(label.package, dirs):
     if not _package_exists(source_root, label.package):
       return (f"package //{label.package} is inside the vendored tree but has no BUILD file; "

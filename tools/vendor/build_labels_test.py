@@ -44,6 +44,11 @@ class CheckTreeTest(absltest.TestCase):
                               r"'@six_archive//:six': not in the vendored tree and not in "
                               r"tools/vendor/external_labels.txt")
 
+  def test_select_default_key_is_built_in(self):
+    self.add_to_example_build(
+        'py_library(name = "x", deps = select({"//conditions:default": []}))\n')
+    self.assertEqual(self.problems(), [])
+
   def test_workspace_only_package(self):
     self.add_to_example_build('py_library(name = "x", deps = ["//tools/python:helpers"])\n')
     [problem] = self.problems()

@@ -97,6 +97,7 @@ def fork_files(with_server_lib: bool = True) -> Dict[str, str]:
       ")\n")
   return {
       "WORKSPACE": workspace,
+      ".bazelrc": _indent(patch_preimage(".bazelrc")),
       "tensorflow_serving/BUILD": 'package_group(name = "internal", packages = ["//..."])\n',
       "tensorflow_serving/apis/BUILD": "# Fixture: TF Serving's API protos live here.\n",
       "tensorflow_serving/core/test_util/BUILD": "# Fixture: TF Serving's test main lives here.\n",

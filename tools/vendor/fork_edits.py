@@ -1,10 +1,13 @@
-"""The two text edits a TF Serving fork needs to link the Remote Predict Op.
+"""The three text edits a TF Serving fork needs to link the Remote Predict Op.
 
 1. `server_lib` in tensorflow_serving/model_servers/BUILD gains the op and its
    kernel as deps, so tensorflow_model_server registers them.
 2. The top-level WORKSPACE loses `local_repository(name = "ignore_remote_predict")`,
    which turns the op's directory into a separate repository and so hides its
    labels from the main one.
+3. The top-level .bazelrc turns on the op's `link_grpc` setting, so the kernel
+   calls the gRPC linked into tensorflow_model_server instead of loading a
+   system libgrpc at run time.
 
 Both are pure functions of the file text. They change only the lines they must
 (no reformatting), and return the text unchanged when the edit is already there.
@@ -22,6 +25,11 @@ SERVER_LIB_DEPS = (
 )
 SERVER_LIB_RULE = "server_lib"
 IGNORED_REPOSITORY = "ignore_remote_predict"
+BAZELRC = ".bazelrc"
+LINK_GRPC_SETTING = "build --define=remote_predict_op_link_grpc=true"
+_LINK_GRPC_COMMENT = (
+    "# The Remote Predict Op calls the gRPC linked into the binary (see\n"
+    "# //tensorflow_serving/experimental/tensorflow/ops/remote_predict:link_grpc).\n")
 
 
 class EditError(ValueError):
@@ -173,3 +181,15 @@ def remove_ignored_repository(text: str, path: str = "WORKSPACE") -> str:
   if text[end:end + 1] == "\n" and (start == 0 or text[start - 2:start] == "\n\n"):
     end += 1  # Do not leave two blank lines where the stanza was.
   return text[:start] + text[end:]
+
+
+def enable_linked_grpc(text: str, path: str = BAZELRC) -> str:
+  """Appends LINK_GRPC_SETTING (with a comment saying why) unless it is there."""
+  del path  # Any text is a valid .bazelrc to append to.
+  if any(line.strip() == LINK_GRPC_SETTING for line in text.splitlines()):
+    return text
+  if text and not text.endswith("\n"):
+    text += "\n"
+  if text and not text.endswith("\n\n"):
+    text += "\n"  # A blank line sets the addition apart.
+  return text + _LINK_GRPC_COMMENT + LINK_GRPC_SETTING + "\n"

@@ -105,5 +105,31 @@ class RemoveIgnoredRepositoryTest(absltest.TestCase):
     self.assertEqual(fork_edits.remove_ignored_repository(text), other + "\n")
 
 
+
+class EnableLinkedGrpcTest(absltest.TestCase):
+
+  SETTING = fork_edits.LINK_GRPC_SETTING
+
+  def test_setting_is_appended_after_a_blank_line(self):
+    text = fork_edits.enable_linked_grpc("build --config=x\n")
+    self.assertTrue(text.startswith("build --config=x\n\n# "), text)
+    self.assertTrue(text.endswith(self.SETTING + "\n"), text)
+
+  def test_second_application_changes_nothing(self):
+    once = fork_edits.enable_linked_grpc("build --config=x\n\n")
+    self.assertEqual(fork_edits.enable_linked_grpc(once), once)
+    self.assertEqual(once.count(self.SETTING), 1)
+    self.assertNotIn("\n\n\n", once)
+
+  def test_empty_file_gets_just_the_setting(self):
+    text = fork_edits.enable_linked_grpc("")
+    self.assertTrue(text.startswith("# "), text)
+    self.assertEqual(text.splitlines()[-1], self.SETTING)
+
+  def test_last_line_without_newline_is_kept(self):
+    text = fork_edits.enable_linked_grpc("build --config=x")
+    self.assertTrue(text.startswith("build --config=x\n\n"), text)
+
+
 if __name__ == "__main__":
   absltest.main()

@@ -5,9 +5,10 @@ Usage: tools/vendor_into_tf_serving.sh [--dry_run] FORK_DIR
 Copies tensorflow_serving/experimental/{tensorflow/ops/remote_predict,example}
 over the fork's copies (the fork's directories end up holding exactly this
 workspace's source files), adds the op and its kernel to `server_lib` in
-tensorflow_serving/model_servers/BUILD, and removes what hides the op's labels
-from the fork's main repository: the `ignore_remote_predict` local_repository
-in WORKSPACE and the nested WORKSPACE file. Prints a unified diff of every
+tensorflow_serving/model_servers/BUILD, removes what hides the op's labels
+from the fork's main repository (the `ignore_remote_predict` local_repository
+in WORKSPACE and the nested WORKSPACE file), and turns on the op's linked-gRPC
+setting in the fork's .bazelrc (creating it if needed). Prints a unified diff of every
 change and the command that builds the server. Nothing is written until every
 check has passed; a second run finds nothing to change.
 """
@@ -177,11 +178,13 @@ def plan_vendoring(source: str, fork: str, allowlist_path: str) -> Plan:
   edits: List[Tuple[str, Callable[[str, str], str]]] = [
       (MODEL_SERVERS_BUILD, fork_edits.add_server_lib_deps),
       (workspace, fork_edits.remove_ignored_repository),
+      (fork_edits.BAZELRC, fork_edits.enable_linked_grpc),
   ]
   for rel, edit in edits:
-    old = _read(os.path.join(fork, rel))
+    path = os.path.join(fork, rel)
+    old = _read(path) if os.path.isfile(path) else None
     try:
-      new = edit(_text(old, rel), rel).encode("utf-8")
+      new = edit(_text(old or b"", rel), rel).encode("utf-8")
     except fork_edits.EditError as e:
       raise VendorError(str(e)) from e
     if new != old:

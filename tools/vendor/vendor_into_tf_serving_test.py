@@ -18,7 +18,8 @@ _OP_KERNEL = ('        "//tensorflow_serving/experimental/tensorflow/ops/remote_
               'remote_predict_op_kernel",')
 _OPS_CC = ('        "//tensorflow_serving/experimental/tensorflow/ops/remote_predict:'
            'remote_predict_ops_cc",')
-_EDITED = ("WORKSPACE", fx.MODEL_SERVERS)
+_EDITED = ("WORKSPACE", fx.MODEL_SERVERS, ".bazelrc")
+_LINK_GRPC = "build --define=remote_predict_op_link_grpc=true"
 
 
 def _changed_lines(before: str, after: str):
@@ -72,6 +73,11 @@ class VendorIntoTfServingTest(absltest.TestCase):
     self.assertNotIn("ignore_remote_predict", self.read("WORKSPACE"))
     self.assertNotIn("\n\n\n", self.read("WORKSPACE"))
 
+    removed, added = _changed_lines(before[".bazelrc"].decode(), self.read(".bazelrc"))
+    self.assertEqual(removed, [])
+    self.assertEqual(added[-1], _LINK_GRPC)
+    self.assertTrue(all(line.startswith("#") for line in added[:-1]), added)
+
     vendored = sorted(p for p in after if p.startswith(fx.OP_DIR) or p.startswith(fx.EXAMPLE_DIR))
     self.assertEqual(vendored, fx.EXPECTED_COPIED)
     for rel in fx.EXPECTED_COPIED:
@@ -107,6 +113,13 @@ class VendorIntoTfServingTest(absltest.TestCase):
     self.assertIn(f"+{_OP_KERNEL}", result.stdout)
     self.assertIn(f"+++ b/{fx.OP_DIR}/kernels/remote_predict_op_kernel.cc", result.stdout)
     self.assertIn("Dry run: nothing was written.", result.stdout)
+
+  def test_fork_without_a_bazelrc_gets_one_with_the_setting(self):
+    os.remove(os.path.join(self.fork, ".bazelrc"))
+    result = self.run_tool()
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertEqual(self.read(".bazelrc").splitlines()[-1], _LINK_GRPC)
+    self.assertIn("A .bazelrc", result.stdout)
 
   def test_fork_without_server_lib_is_an_error(self):
     shutil.rmtree(self.fork)

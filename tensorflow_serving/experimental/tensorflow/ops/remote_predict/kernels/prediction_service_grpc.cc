@@ -6,9 +6,13 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
+#include <thread>  // NOLINT(build/c++11): the completion-queue threads.
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -17,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/grpc_core_api.h"
@@ -27,11 +32,34 @@ namespace {
 
 constexpr char kPredictMethod[] =
     "/tensorflow.serving.PredictionService/Predict";
-constexpr char kRoundRobinServiceConfig[] =
-    R"({"loadBalancingConfig":[{"round_robin":{}}]})";
+// The first wait before reconnecting to a target that went away; later waits
+// grow from it up to PredictionServiceChannelOptions' maximum.
+constexpr int kInitialReconnectBackoffMillis = 100;
 constexpr char kTargetHelp[] =
     "; use host:port (e.g. localhost:8500) or a gRPC URI such as "
     "dns:///host:port or ipv4:10.0.0.1:8500,10.0.0.2:8500";
+
+// gRPC's service config for a channel: round-robin over several addresses;
+// with retries, Predict waits for the target to be ready and retries
+// UNAVAILABLE (gRPC allows at most 5 attempts), all within the call's deadline.
+std::string ServiceConfig(bool several_addresses, bool retry_unavailable) {
+  std::vector<std::string> parts;
+  if (several_addresses) {
+    parts.push_back(R"("loadBalancingConfig":[{"round_robin":{}}])");
+  }
+  if (retry_unavailable) {
+    parts.push_back(
+        R"("methodConfig":[{)"
+        R"("name":[{"service":"tensorflow.serving.PredictionService",)"
+        R"("method":"Predict"}],)"
+        R"("waitForReady":true,)"
+        R"("retryPolicy":{"maxAttempts":5,"initialBackoff":"0.1s",)"
+        R"("maxBackoff":"1s","backoffMultiplier":2,)"
+        R"("retryableStatusCodes":["UNAVAILABLE"]}}])");
+  }
+  if (parts.empty()) return "";
+  return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
+}
 
 absl::Status InvalidTarget(const std::string& target, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(
@@ -232,54 +260,172 @@ absl::StatusCode StatusCodeFromGrpc(int grpc_code) {
   }
 }
 
-// The channel, its completion queue, and the calls in flight on it. The
-// completion-queue thread holds a reference, so whichever of it and the
-// PredictionServiceGrpc lets go last tears gRPC down.
+namespace {
+
+// The completion queues every call of the process reports to, each drained
+// by one thread of its own. Created on first use and kept for the life of the
+// process, so the number of threads does not grow with kernels or channels.
+class CompletionQueuePool {
+ public:
+  static constexpr int kQueues = 2;
+
+  static CompletionQueuePool& Get() {
+    static CompletionQueuePool* const pool = new CompletionQueuePool;
+    return *pool;
+  }
+
+  // The queue for the next call: round-robin, so no queue is a bottleneck.
+  grpc_completion_queue* Next() {
+    return queues_[next_.fetch_add(1, std::memory_order_relaxed) % kQueues];
+  }
+
+  // Whether the calling thread is one of the pool's.
+  static bool OnPoolThread() { return on_pool_thread_; }
+
+ private:
+  CompletionQueuePool() {
+    GRPC_CORE(grpc_init)();  // never shut down: the pool lives as long
+    for (int i = 0; i < kQueues; ++i) {
+      grpc_completion_queue* queue =
+          GRPC_CORE(grpc_completion_queue_create_for_next)(nullptr);
+      queues_.push_back(queue);
+      std::thread(&CompletionQueuePool::Drain, queue).detach();
+    }
+  }
+
+  static void Drain(grpc_completion_queue* queue);
+
+  static thread_local bool on_pool_thread_;
+  std::vector<grpc_completion_queue*> queues_;
+  std::atomic<size_t> next_{0};
+};
+
+thread_local bool CompletionQueuePool::on_pool_thread_ = false;
+
+}  // namespace
+
+// One gRPC channel, shared by every stub created with the same target,
+// credentials and channel arguments (see ChannelCache). Its last user, a stub
+// or a call still in flight, closes it.
 class PredictionServiceGrpc::Channel {
  public:
-  Channel(std::string target, grpc_channel* channel,
-          grpc_completion_queue* queue)
-      : target_(std::move(target)), channel_(channel), queue_(queue) {}
+  Channel(std::string target, std::string key, grpc_channel* channel)
+      : target_(std::move(target)), key_(std::move(key)), channel_(channel) {}
 
-  ~Channel() {
-    GRPC_CORE(grpc_completion_queue_destroy)(queue_);
-    GRPC_CORE(grpc_channel_destroy)(channel_);
-    GRPC_CORE(grpc_shutdown)();
-  }
+  ~Channel();
 
   const std::string& target() const { return target_; }
   grpc_channel* channel() const { return channel_; }
-  grpc_completion_queue* queue() const { return queue_; }
-
-  // Runs completions until the queue is shut down and drained.
-  static void Poll(std::shared_ptr<Channel> self);
-
-  void Add(Call* call) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    in_flight_.insert(call);
-  }
-  void Remove(Call* call) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    in_flight_.erase(call);
-  }
-  // Cancels every call in flight; the queue then delivers their completions.
-  void CancelAll() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const std::string target_;
+  const std::string key_;
   grpc_channel* const channel_;
-  grpc_completion_queue* const queue_;
+};
+
+namespace {
+
+// The process's open channels by key. Holds them weakly: a channel closes when
+// no stub or call uses it any more.
+class ChannelCache {
+ public:
+  using Channel = PredictionServiceGrpc::Channel;
+
+  static ChannelCache& Get() {
+    static ChannelCache* const cache = new ChannelCache;
+    return *cache;
+  }
+
+  // The open channel for `key`, or a new one from `create` (which runs under
+  // the cache's lock, so concurrent kernels make one channel, not several).
+  absl::StatusOr<std::shared_ptr<Channel>> GetOrCreate(
+      const std::string& key,
+      const std::function<absl::StatusOr<std::shared_ptr<Channel>>()>& create)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto found = channels_.find(key);
+    if (found != channels_.end()) {
+      if (std::shared_ptr<Channel> open = found->second.lock()) return open;
+    }
+    absl::StatusOr<std::shared_ptr<Channel>> created = create();
+    if (created.ok()) channels_[key] = *created;
+    return created;
+  }
+
+  // Forgets `key` if its channel is gone (a newer one may have replaced it).
+  void Forget(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto found = channels_.find(key);
+    if (found != channels_.end() && found->second.expired()) {
+      channels_.erase(found);
+    }
+  }
+
+  int OpenCount() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    int open = 0;
+    for (const auto& [key, channel] : channels_) open += !channel.expired();
+    return open;
+  }
+
+ private:
   absl::Mutex mu_;
-  std::unordered_set<Call*> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::weak_ptr<Channel>> channels_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+PredictionServiceGrpc::Channel::~Channel() {
+  ChannelCache::Get().Forget(key_);
+  GRPC_CORE(grpc_channel_destroy)(channel_);
+  GRPC_CORE(grpc_shutdown)();
+}
+
+// The calls one stub has in flight, so that destroying the stub can cancel
+// them and wait for their callbacks. Calls share it, since they may finish
+// after the stub is gone.
+class PredictionServiceGrpc::InFlight {
+ public:
+  void Add(Call* call) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    calls_.insert(call);
+    ++unfinished_;
+  }
+  // The call is about to be deleted: cancelling it is no longer possible.
+  void Remove(Call* call) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    calls_.erase(call);
+  }
+  // The call's callback has returned.
+  void Finished() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    --unfinished_;
+  }
+  void CancelAll() ABSL_LOCKS_EXCLUDED(mu_);
+  void AwaitAllFinished() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* unfinished) { return *unfinished == 0; }, &unfinished_));
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::unordered_set<Call*> calls_ ABSL_GUARDED_BY(mu_);
+  int unfinished_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // One call on the wire: the batch's buffers, which gRPC fills in, and what to
 // do when it completes. Deletes itself after running the callback.
 class PredictionServiceGrpc::Call {
  public:
-  Call(Rpc* rpc, PredictResponse* response,
+  Call(std::shared_ptr<Channel> channel, std::shared_ptr<InFlight> in_flight,
+       Rpc* rpc, PredictResponse* response,
        std::function<void(absl::Status)> callback)
-      : rpc_(rpc), response_(response), callback_(std::move(callback)) {
+      : channel_(std::move(channel)),
+        in_flight_(std::move(in_flight)),
+        rpc_(rpc),
+        response_(response),
+        callback_(std::move(callback)) {
     GRPC_CORE(grpc_metadata_array_init)(&initial_metadata_);
     GRPC_CORE(grpc_metadata_array_init)(&trailing_metadata_);
   }
@@ -294,11 +440,11 @@ class PredictionServiceGrpc::Call {
 
   // Starts the unary call. On failure nothing is in flight and the caller
   // still owns this object.
-  absl::Status Start(Channel* channel, grpc_byte_buffer* request);
+  absl::Status Start(grpc_byte_buffer* request);
 
   // The batch completed: collects the status and the response, releases the
   // call, runs the callback and deletes this.
-  void Finish(Channel* channel);
+  void Finish();
 
   Rpc* rpc() const { return rpc_; }
 
@@ -306,6 +452,8 @@ class PredictionServiceGrpc::Call {
   void Abandon(absl::Status status);
 
  private:
+  const std::shared_ptr<Channel> channel_;
+  const std::shared_ptr<InFlight> in_flight_;
   Rpc* const rpc_;
   PredictResponse* const response_;
   std::function<void(absl::Status)> callback_;
@@ -318,8 +466,7 @@ class PredictionServiceGrpc::Call {
   grpc_slice status_details_ = GRPC_CORE(grpc_empty_slice)();
 };
 
-absl::Status PredictionServiceGrpc::Call::Start(Channel* channel,
-                                                grpc_byte_buffer* request) {
+absl::Status PredictionServiceGrpc::Call::Start(grpc_byte_buffer* request) {
   request_ = request;
   const grpc_slice method =
       GRPC_CORE(grpc_slice_from_static_string)(kPredictMethod);
@@ -329,8 +476,8 @@ absl::Status PredictionServiceGrpc::Call::Start(Channel* channel,
       return absl::CancelledError("Predict was cancelled before it started");
     }
     call_ = GRPC_CORE(grpc_channel_create_call)(
-        channel->channel(), /*parent_call=*/nullptr, GRPC_PROPAGATE_DEFAULTS,
-        channel->queue(), method, /*host=*/nullptr,
+        channel_->channel(), /*parent_call=*/nullptr, GRPC_PROPAGATE_DEFAULTS,
+        CompletionQueuePool::Get().Next(), method, /*host=*/nullptr,
         DeadlineFromNow(rpc_->timeout()), /*reserved=*/nullptr);
     if (call_ == nullptr) {
       return absl::InternalError("gRPC could not create the Predict call");
@@ -353,11 +500,12 @@ absl::Status PredictionServiceGrpc::Call::Start(Channel* channel,
   ops[5].data.recv_status_on_client.status_details = &status_details_;
 
   // Registered before the batch starts: the completion may arrive at once.
-  channel->Add(this);
+  in_flight_->Add(this);
   const grpc_call_error error = GRPC_CORE(grpc_call_start_batch)(
       call_, ops, 6, /*tag=*/this, /*reserved=*/nullptr);
   if (error != GRPC_CALL_OK) {
-    channel->Remove(this);
+    in_flight_->Remove(this);
+    in_flight_->Finished();
     {
       absl::MutexLock lock(&rpc_->mu_);
       rpc_->call_ = nullptr;
@@ -371,8 +519,8 @@ absl::Status PredictionServiceGrpc::Call::Start(Channel* channel,
   return absl::OkStatus();
 }
 
-void PredictionServiceGrpc::Call::Finish(Channel* channel) {
-  channel->Remove(this);
+void PredictionServiceGrpc::Call::Finish() {
+  in_flight_->Remove(this);
   {
     absl::MutexLock lock(&rpc_->mu_);
     rpc_->call_ = nullptr;
@@ -391,8 +539,10 @@ void PredictionServiceGrpc::Call::Finish(Channel* channel) {
     status = ParseFromByteBuffer(reply_, response_);
   }
   std::function<void(absl::Status)> callback = std::move(callback_);
+  std::shared_ptr<InFlight> in_flight = in_flight_;
   delete this;
   callback(std::move(status));
+  in_flight->Finished();
 }
 
 void PredictionServiceGrpc::Call::Abandon(absl::Status status) {
@@ -401,22 +551,23 @@ void PredictionServiceGrpc::Call::Abandon(absl::Status status) {
   callback(std::move(status));
 }
 
-void PredictionServiceGrpc::Channel::Poll(std::shared_ptr<Channel> self) {
+void CompletionQueuePool::Drain(grpc_completion_queue* queue) {
+  on_pool_thread_ = true;
   while (true) {
     const grpc_event event = GRPC_CORE(grpc_completion_queue_next)(
-        self->queue(), GRPC_CORE(gpr_inf_future)(GPR_CLOCK_MONOTONIC), nullptr);
+        queue, GRPC_CORE(gpr_inf_future)(GPR_CLOCK_MONOTONIC), nullptr);
     if (event.type == GRPC_QUEUE_SHUTDOWN) break;
     if (event.type == GRPC_OP_COMPLETE) {
       // A client batch that ends in RECV_STATUS_ON_CLIENT always succeeds;
       // failures arrive as its status.
-      static_cast<Call*>(event.tag)->Finish(self.get());
+      static_cast<PredictionServiceGrpc::Call*>(event.tag)->Finish();
     }
   }
 }
 
-void PredictionServiceGrpc::Channel::CancelAll() {
+void PredictionServiceGrpc::InFlight::CancelAll() {
   absl::MutexLock lock(&mu_);
-  for (Call* call : in_flight_) {
+  for (Call* call : calls_) {
     call->rpc()->TryCancel();
   }
 }
@@ -428,6 +579,27 @@ void PredictionServiceGrpc::Rpc::TryCancel() {
   cancelled_ = true;
   if (call_ != nullptr) GRPC_CORE(grpc_call_cancel)(call_, nullptr);
 }
+
+namespace {
+
+// What makes two channels interchangeable: the target, the credentials and
+// the channel arguments (which follow from the options). Every field is
+// length-prefixed, so no two option sets give the same key.
+std::string ChannelKey(const std::string& target_address,
+                       const PredictionServiceChannelOptions& options) {
+  std::string key;
+  for (const std::string* field :
+       {&target_address, &options.ssl_root_certs, &options.ssl_client_cert,
+        &options.ssl_client_key, &options.ssl_target_name_override}) {
+    absl::StrAppend(&key, field->size(), ":", *field, ";");
+  }
+  absl::StrAppend(&key, options.use_tls, ";",
+                  options.max_reconnect_backoff_millis, ";",
+                  options.retry_unavailable);
+  return key;
+}
+
+}  // namespace
 
 absl::Status PredictionServiceGrpc::Create(
     const std::string& target_address,
@@ -452,18 +624,32 @@ absl::Status PredictionServiceGrpc::Create(
     return loaded;
   }
 
+  const std::string key = ChannelKey(target_address, options);
+  absl::StatusOr<std::shared_ptr<Channel>> channel =
+      ChannelCache::Get().GetOrCreate(key, [&] {
+        return OpenChannel(target_address, key, options);
+      });
+  if (!channel.ok()) return channel.status();
+  service->reset(new PredictionServiceGrpc(*std::move(channel)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<PredictionServiceGrpc::Channel>>
+PredictionServiceGrpc::OpenChannel(
+    const std::string& target_address, const std::string& key,
+    const PredictionServiceChannelOptions& options) {
   std::vector<grpc_arg> args;
-  auto int_arg = [](const char* key, int value) {
+  auto int_arg = [](const char* name, int value) {
     grpc_arg arg;
     arg.type = GRPC_ARG_INTEGER;
-    arg.key = const_cast<char*>(key);
+    arg.key = const_cast<char*>(name);
     arg.value.integer = value;
     return arg;
   };
-  auto string_arg = [](const char* key, const std::string& value) {
+  auto string_arg = [](const char* name, const std::string& value) {
     grpc_arg arg;
     arg.type = GRPC_ARG_STRING;
-    arg.key = const_cast<char*>(key);
+    arg.key = const_cast<char*>(name);
     arg.value.string = const_cast<char*>(value.c_str());
     return arg;
   };
@@ -471,9 +657,18 @@ absl::Status PredictionServiceGrpc::Create(
   // would fail large responses.
   args.push_back(int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1));
   args.push_back(int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, -1));
-  const std::string round_robin = kRoundRobinServiceConfig;
-  if (absl::StrContains(target_address, ',')) {
-    args.push_back(string_arg(GRPC_ARG_SERVICE_CONFIG, round_robin));
+  // Reconnect soon after the target is back: bound gRPC's backoff, and let
+  // the DNS resolver look the name up again as often.
+  const int max_backoff = std::max(1, options.max_reconnect_backoff_millis);
+  args.push_back(int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                         std::min(kInitialReconnectBackoffMillis, max_backoff)));
+  args.push_back(int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff));
+  args.push_back(
+      int_arg(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_backoff));
+  const std::string service_config = ServiceConfig(
+      absl::StrContains(target_address, ','), options.retry_unavailable);
+  if (!service_config.empty()) {
+    args.push_back(string_arg(GRPC_ARG_SERVICE_CONFIG, service_config));
   }
   if (!options.ssl_target_name_override.empty()) {
     args.push_back(string_arg(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
@@ -497,10 +692,6 @@ absl::Status PredictionServiceGrpc::Create(
   grpc_channel* channel = GRPC_CORE(grpc_channel_create)(
       target_address.c_str(), credentials, &channel_args);
   GRPC_CORE(grpc_channel_credentials_release)(credentials);
-  // The Channel owns the grpc_init reference from here on.
-  auto shared = std::make_shared<Channel>(
-      target_address, channel,
-      GRPC_CORE(grpc_completion_queue_create_for_next)(nullptr));
   // A new channel stays IDLE until its first call, unless gRPC already knows
   // it cannot use the target: its resolver rejected the URI (TRANSIENT_FAILURE)
   // or it made a "lame" channel (SHUTDOWN). The checks above catch those cases
@@ -510,31 +701,31 @@ absl::Status PredictionServiceGrpc::Create(
                                                        /*try_to_connect=*/0);
   if (state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
       state == GRPC_CHANNEL_SHUTDOWN) {
-    GRPC_CORE(grpc_completion_queue_shutdown)(shared->queue());
-    Channel::Poll(shared);  // drains the (empty) queue before destruction
+    GRPC_CORE(grpc_channel_destroy)(channel);
+    GRPC_CORE(grpc_shutdown)();
     return InvalidTarget(target_address, "gRPC cannot resolve it");
   }
-  service->reset(new PredictionServiceGrpc(std::move(shared)));
-  return absl::OkStatus();
+  // The Channel owns the grpc_init reference from here on.
+  return std::make_shared<Channel>(target_address, key, channel);
 }
 
 PredictionServiceGrpc::PredictionServiceGrpc(std::shared_ptr<Channel> channel)
-    : channel_(std::move(channel)), poller_(&Channel::Poll, channel_) {}
+    : channel_(std::move(channel)), in_flight_(std::make_shared<InFlight>()) {}
 
 PredictionServiceGrpc::~PredictionServiceGrpc() {
-  channel_->CancelAll();
-  GRPC_CORE(grpc_completion_queue_shutdown)(channel_->queue());
-  if (poller_.get_id() == std::this_thread::get_id()) {
-    // Destroyed from a callback: the thread finishes draining on its own and
-    // drops the last reference to the channel when it is done.
-    poller_.detach();
-  } else {
-    poller_.join();
-  }
+  in_flight_->CancelAll();
+  // A completion-queue thread cannot wait here: the completions it would wait
+  // for may be queued behind the one it is running. The calls then finish on
+  // their own; they hold what they need.
+  if (!CompletionQueuePool::OnPoolThread()) in_flight_->AwaitAllFinished();
 }
 
 const std::string& PredictionServiceGrpc::target_address() const {
   return channel_->target();
+}
+
+int PredictionServiceGrpc::OpenChannelCount() {
+  return ChannelCache::Get().OpenCount();
 }
 
 absl::StatusOr<PredictionServiceGrpc::Rpc*> PredictionServiceGrpc::CreateRpc(
@@ -550,8 +741,9 @@ void PredictionServiceGrpc::Predict(
     callback(bytes.status());
     return;
   }
-  auto* call = new Call(rpc, response, std::move(callback));
-  absl::Status started = call->Start(channel_.get(), *bytes);
+  auto* call =
+      new Call(channel_, in_flight_, rpc, response, std::move(callback));
+  absl::Status started = call->Start(*bytes);
   if (!started.ok()) call->Abandon(std::move(started));
 }
 

@@ -5,8 +5,9 @@
 // protobuf, a second one beside TensorFlow's; here requests and responses are
 // serialized with TensorFlow's protobuf and travel as raw bytes.
 //
-// Each instance owns a channel and a thread that waits on the channel's
-// completion queue and runs the callbacks, so callers never block. The channel
+// Stubs with the same target, credentials and settings share one channel, and
+// all calls of the process complete on a fixed pool of completion-queue
+// threads, which run the callbacks; callers never block. The channel
 // allows messages of any size, balances round-robin over several addresses, and
 // speaks TLS when asked to.
 
@@ -16,7 +17,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>  // NOLINT(build/c++11): the completion-queue thread.
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -24,24 +24,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "tensorflow_serving/apis/predict.pb.h"
+#include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/prediction_service_channel_options.h"
 
 struct grpc_call;
 
 namespace tensorflow {
 namespace serving {
-
-// How to secure a channel. The PEM strings are contents, not file names.
-struct PredictionServiceChannelOptions {
-  // TLS instead of plaintext.
-  bool use_tls = false;
-  // Roots the server's certificate must chain to; empty: gRPC's default roots.
-  std::string ssl_root_certs;
-  // Client certificate chain and key for mutual TLS; both or neither.
-  std::string ssl_client_cert;
-  std::string ssl_client_key;
-  // Name to verify the server's certificate against instead of the target's.
-  std::string ssl_target_name_override;
-};
 
 // Checks that `target_address` is something gRPC can dial: `host:port`, or a
 // URI with the dns, ipv4, ipv6, unix or unix-abstract scheme.
@@ -91,14 +79,16 @@ class PredictionServiceGrpc {
   PredictionServiceGrpc(const PredictionServiceGrpc&) = delete;
   PredictionServiceGrpc& operator=(const PredictionServiceGrpc&) = delete;
 
-  // Cancels the calls in flight, runs their callbacks (with CANCELLED) and
-  // stops the completion-queue thread.
+  // Cancels this stub's calls in flight and returns once their callbacks
+  // (with CANCELLED unless the reply came first) have run; on a
+  // completion-queue thread, e.g. from one of those callbacks, it returns at
+  // once and they run later.
   ~PredictionServiceGrpc();
 
   // A call whose deadline is `timeout` from now, kept to the microsecond.
   absl::StatusOr<Rpc*> CreateRpc(absl::Duration timeout);
 
-  // Sends `request` and returns at once. `callback` runs exactly once, on the
+  // Sends `request` and returns at once. `callback` runs exactly once, on a
   // completion-queue thread (or on this one if the call cannot start), after
   // `response` has been filled in when the status is OK. `rpc`, `request` and
   // `response` must stay alive until then.
@@ -107,16 +97,27 @@ class PredictionServiceGrpc {
 
   const std::string& target_address() const;
 
- private:
+  // How many gRPC channels the process has open: one per distinct target,
+  // credentials and settings, whatever the number of stubs.
+  static int OpenChannelCount();
+
+  // Shared by the stubs of one target, credentials and settings.
   class Channel;
+  // A call on the wire; run by the process's completion-queue threads.
   class Call;
+
+ private:
+  class InFlight;
 
   explicit PredictionServiceGrpc(std::shared_ptr<Channel> channel);
 
-  // Shared with the completion-queue thread, which may outlive this object by
-  // the moments it takes to drain the queue.
+  static absl::StatusOr<std::shared_ptr<Channel>> OpenChannel(
+      const std::string& target_address, const std::string& key,
+      const PredictionServiceChannelOptions& options);
+
+  // Calls in flight hold both too, so they may outlive this object.
   std::shared_ptr<Channel> channel_;
-  std::thread poller_;
+  std::shared_ptr<InFlight> in_flight_;
 };
 
 }  // namespace serving

@@ -5,6 +5,7 @@
 #include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/prediction_service_grpc.h"
 
 #include <gmock/gmock.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -38,6 +39,7 @@ namespace tensorflow {
 namespace serving {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 // Longest a test waits for something that should happen promptly (a callback,
@@ -513,6 +515,19 @@ TEST(PredictionServiceGrpcTest, UnreachableTargetIsUnavailableBeforeDeadline) {
       << result.status;
 }
 
+TEST(PredictionServiceGrpcTest, WithRetriesUnreachableTargetWaitsForDeadline) {
+  PredictionServiceChannelOptions options;
+  options.retry_unavailable = true;
+  auto service = Connect(absl::StrCat("127.0.0.1:", UnusedPort()), options);
+  ASSERT_NE(service, nullptr);
+  // With retries on, the call waits for the target instead of failing at
+  // once, so it ends only when its deadline passes.
+  const Result result = CallPredict(*service, RequestWithInput("x", "t"),
+                                    absl::Milliseconds(500));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+      << result.status;
+}
+
 TEST(PredictionServiceGrpcTest, HeldCallEndsWithDeadlineExceeded) {
   TestPredictionServer server([](const PredictRequest&) {
     Answer answer;
@@ -640,6 +655,70 @@ TEST(PredictionServiceGrpcTest, DestroyingFromItsOwnCallbackWorks) {
   EXPECT_EQ(response.outputs().at("x").tensor_content(), "t");
 }
 
+// The threads of this process now.
+int ThreadCount() {
+  DIR* tasks = opendir("/proc/self/task");
+  EXPECT_NE(tasks, nullptr);
+  if (tasks == nullptr) return -1;
+  int count = 0;
+  while (const dirent* entry = readdir(tasks)) {
+    count += entry->d_name[0] != '.';
+  }
+  closedir(tasks);
+  return count;
+}
+
+TEST(PredictionServiceGrpcTest, StubsWithTheSameSettingsShareOneChannel) {
+  TestPredictionServer server(Echo);
+  const int before = PredictionServiceGrpc::OpenChannelCount();
+  std::vector<std::unique_ptr<PredictionServiceGrpc>> stubs;
+  for (int i = 0; i < 3; ++i) stubs.push_back(Connect(server.address()));
+  EXPECT_EQ(PredictionServiceGrpc::OpenChannelCount(), before + 1);
+  PredictionServiceChannelOptions retrying;
+  retrying.retry_unavailable = true;
+  stubs.push_back(Connect(server.address(), retrying));
+  EXPECT_EQ(PredictionServiceGrpc::OpenChannelCount(), before + 2)
+      << "other settings need a channel of their own";
+  for (auto& stub : stubs) {
+    ASSERT_NE(stub, nullptr);
+    EXPECT_TRUE(
+        CallPredict(*stub, RequestWithInput("x", "t"), absl::Seconds(30))
+            .status.ok());
+  }
+  stubs.clear();
+  EXPECT_EQ(PredictionServiceGrpc::OpenChannelCount(), before)
+      << "the last stub of a channel closes it";
+}
+
+TEST(PredictionServiceGrpcTest, ThreadsDoNotGrowWithStubsOrChannels) {
+  TestPredictionServer server(Echo);
+  {
+    // Starts the completion-queue pool and gRPC's own threads.
+    auto first = Connect(server.address());
+    ASSERT_NE(first, nullptr);
+    ASSERT_TRUE(
+        CallPredict(*first, RequestWithInput("x", "t"), absl::Seconds(30))
+            .status.ok());
+  }
+  const int threads_before = ThreadCount();
+  constexpr int kStubs = 100;
+  std::vector<std::unique_ptr<PredictionServiceGrpc>> stubs;
+  for (int i = 0; i < kStubs; ++i) {
+    // Distinct settings, so every stub has a channel of its own.
+    PredictionServiceChannelOptions options;
+    options.max_reconnect_backoff_millis = 2000 + i;
+    stubs.push_back(Connect(server.address(), options));
+    ASSERT_NE(stubs.back(), nullptr);
+    ASSERT_TRUE(CallPredict(*stubs.back(), RequestWithInput("x", "t"),
+                            absl::Seconds(30))
+                    .status.ok());
+  }
+  const int threads_after = ThreadCount();
+  std::printf("threads: %d before, %d with %d more stubs and channels\n",
+              threads_before, threads_after, kStubs);
+  EXPECT_LE(threads_after - threads_before, 4);
+}
+
 TEST(PredictionServiceGrpcTest, SeveralAddressesAreBalancedRoundRobin) {
   TestPredictionServer first(Echo);
   TestPredictionServer second(Echo);
@@ -684,6 +763,31 @@ TEST(PredictionServiceGrpcTest, InvalidTargetFailsCreateNamingIt) {
     EXPECT_EQ(service, nullptr);
   }
 }
+
+#ifndef REMOTE_PREDICT_OP_LINK_GRPC
+TEST(GrpcCoreApiTest, MissingLibraryIsAnErrorThatSaysWhatToInstall) {
+  grpc_core_api::GrpcCore core;
+  const absl::Status status = grpc_core_api::LoadFromLibrary(
+      {"libgrpc-that-is-not-installed.so.999"}, &core);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("libgrpc-that-is-not-installed.so.999"),
+                    HasSubstr("apt-get install libgrpc29")));
+  EXPECT_EQ(core.grpc_init, nullptr);
+}
+
+TEST(GrpcCoreApiTest, LibraryWithoutTheFunctionsIsAnErrorNotAnAbort) {
+  // zlib loads fine but has none of gRPC's functions.
+  grpc_core_api::GrpcCore core;
+  const absl::Status status =
+      grpc_core_api::LoadFromLibrary({"libz.so.1"}, &core);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("libz.so.1"), HasSubstr("grpc_channel_create"),
+                    HasSubstr("1.51")));
+  EXPECT_EQ(core.grpc_init, nullptr) << "a partly filled table was kept";
+}
+#endif  // REMOTE_PREDICT_OP_LINK_GRPC
 
 TEST(PredictionServiceGrpcTest, GrpcStatusCodesMapOneToOne) {
   const std::vector<std::pair<grpc_status_code, absl::StatusCode>> codes = {

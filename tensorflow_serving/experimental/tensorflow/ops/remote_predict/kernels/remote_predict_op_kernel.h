@@ -2,19 +2,25 @@
 // sends it through a prediction-service stub without blocking, and turns the
 // PredictResponse into its outputs.
 //
-// The kernel is a template on the stub type so that tests can drive it with a
-// stub that needs no server. A stub type `Stub` provides:
+// The kernel is a template on the stub type, with upstream TensorFlow Serving's
+// contract, so a stub written for upstream's kernel (another RPC layer, an
+// in-process service, a test double) plugs in unchanged. A stub type `Stub`
+// provides:
 //
-//   // A call in preparation or in flight; TryCancel() is thread-safe and makes
-//   // the call end (with CANCELLED) as soon as possible.
-//   class Stub::Rpc { public: void TryCancel(); };
 //   static absl::Status Stub::Create(const std::string& target_address,
-//                                    const PredictionServiceChannelOptions&,
 //                                    std::unique_ptr<Stub>*);
-//   absl::StatusOr<Stub::Rpc*> CreateRpc(absl::Duration timeout);
+//   absl::StatusOr<R*> CreateRpc(absl::Duration timeout);  // R: any type
 //   // Runs `callback` exactly once, on any thread, once `response` is filled.
-//   void Predict(Stub::Rpc*, PredictRequest*, PredictResponse*,
+//   void Predict(R*, PredictRequest*, PredictResponse*,
 //                std::function<void(absl::Status)> callback);
+//
+// The kernel deletes the R* after the callback. Two optional extras:
+//   - `void R::TryCancel()`, thread-safe: then cancelling the step cancels
+//     the call (without it, the call runs to its reply or its deadline);
+//   - a three-argument `Create(target, const PredictionServiceChannelOptions&,
+//     std::unique_ptr<Stub>*)`: then the kernel passes the channel settings
+//     from its attrs (TLS, ...), and prefers it to the two-argument one. A stub
+//     without it cannot honour the ssl_* attrs, so setting them fails.
 //
 // Everything lives in this header because the tests compile it against their
 // own stub and must not link the registration of the gRPC kernel.
@@ -29,9 +35,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -44,26 +53,38 @@
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor.pb.h"
 #include "tensorflow/core/framework/types.h"
+#include "google/protobuf/map.h"
 #include "tensorflow/core/platform/env.h"
 #include "tensorflow_serving/apis/predict.pb.h"
-#include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/prediction_service_grpc.h"
+#include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/prediction_service_channel_options.h"
+#include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/remote_predict_metrics.h"
+
+// Upstream's switch between packed tensor_content (true) and the typed
+// repeated fields (false) for numeric inputs; defined with the op
+// (ops/remote_predict_op.cc). Here it defaults to true, the packed encoding.
+// Read on every call, unless the kernel's process sets kUseTensorContentEnvVar.
+ABSL_DECLARE_FLAG(bool, remote_predict_op_use_tensor_content);
 
 namespace tensorflow {
 namespace serving {
 
-// Chooses how numeric tensors travel, like upstream's
-// --remote_predict_op_use_tensor_content flag (a process-wide setting, read
-// when a kernel is built): "true"/"1" (the default) packs them into
-// TensorProto.tensor_content; "false"/"0" uses the typed repeated fields, as
-// upstream does by default. Strings always use the repeated field.
+// PredictRequest.inputs and PredictResponse.outputs, as upstream names them.
+typedef google::protobuf::Map<std::string, TensorProto> AliasTensorMap;
+
+// Overrides --remote_predict_op_use_tensor_content for the kernels built while
+// it is set: "true"/"1" packs numbers into TensorProto.tensor_content,
+// "false"/"0" uses the typed repeated fields. Strings always use the repeated
+// field. It lets a process (e.g. Python, which has no absl command line) choose
+// without code.
 inline constexpr char kUseTensorContentEnvVar[] =
     "TF_SERVING_REMOTE_PREDICT_USE_TENSOR_CONTENT";
 
 namespace remote_predict_internal {
 
-inline absl::StatusOr<bool> UseTensorContentFromEnv() {
+// The value of kUseTensorContentEnvVar; nullopt when it is unset or empty.
+inline absl::StatusOr<std::optional<bool>> UseTensorContentFromEnv() {
   const char* value = std::getenv(kUseTensorContentEnvVar);
-  if (value == nullptr || *value == '\0') return true;
+  if (value == nullptr || *value == '\0') return std::nullopt;
   const std::string lowered = absl::AsciiStrToLower(value);
   if (lowered == "1" || lowered == "true") return true;
   if (lowered == "0" || lowered == "false") return false;
@@ -110,7 +131,69 @@ inline absl::Status ChannelOptionsFromAttrs(
   options->use_tls = !options->ssl_root_certs.empty() ||
                      !options->ssl_client_cert.empty() ||
                      !options->ssl_target_name_override.empty();
+  int64_t max_backoff;
+  TF_RETURN_IF_ERROR(context->GetAttr("max_reconnect_backoff_millis",
+                                      &max_backoff));
+  if (max_backoff <= 0 || max_backoff > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_reconnect_backoff_millis is ", max_backoff,
+        "; it must be a positive number of milliseconds (default ",
+        PredictionServiceChannelOptions::kDefaultMaxReconnectBackoffMillis,
+        ")"));
+  }
+  options->max_reconnect_backoff_millis = static_cast<int>(max_backoff);
+  TF_RETURN_IF_ERROR(
+      context->GetAttr("retry_unavailable", &options->retry_unavailable));
   return absl::OkStatus();
+}
+
+// The RPC type of stub `Stub`: what its CreateRpc returns a pointer to.
+template <typename Stub>
+using RpcOf = std::remove_pointer_t<typename decltype(std::declval<Stub&>().CreateRpc(
+    std::declval<absl::Duration>()))::value_type>;
+
+// Whether `Rpc` has a TryCancel() the kernel can call on step cancellation.
+template <typename Rpc, typename = void>
+struct HasTryCancel : std::false_type {};
+template <typename Rpc>
+struct HasTryCancel<Rpc, std::void_t<decltype(std::declval<Rpc&>().TryCancel())>>
+    : std::true_type {};
+
+// Whether `Stub` has the three-argument Create that takes channel options.
+template <typename Stub, typename = void>
+struct AcceptsChannelOptions : std::false_type {};
+template <typename Stub>
+struct AcceptsChannelOptions<
+    Stub, std::void_t<decltype(Stub::Create(
+              std::declval<const std::string&>(),
+              std::declval<const PredictionServiceChannelOptions&>(),
+              std::declval<std::unique_ptr<Stub>*>()))>> : std::true_type {};
+
+// Creates the stub through the richest Create it has. A stub with only
+// upstream's two-argument Create gets no options, so asking for TLS fails.
+template <typename Stub>
+absl::Status CreateStub(const std::string& target_address,
+                        const PredictionServiceChannelOptions& options,
+                        absl::string_view kernel_name,
+                        std::unique_ptr<Stub>* stub) {
+  if constexpr (AcceptsChannelOptions<Stub>::value) {
+    return Stub::Create(target_address, options, stub);
+  } else {
+    const PredictionServiceChannelOptions defaults;
+    if (options.use_tls || options.retry_unavailable !=
+                               defaults.retry_unavailable ||
+        options.max_reconnect_backoff_millis !=
+            defaults.max_reconnect_backoff_millis) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "TfServingRemotePredict '", kernel_name,
+          "' sets ssl_*, retry_unavailable or max_reconnect_backoff_millis, "
+          "but the prediction-service stub it is registered with has no "
+          "Create(target, PredictionServiceChannelOptions, stub) to receive "
+          "them; leave those attrs at their defaults or give the stub that "
+          "Create"));
+    }
+    return Stub::Create(target_address, stub);
+  }
 }
 
 // The time the RPC may take: max_rpc_deadline_millis, cut to what is left of
@@ -219,17 +302,17 @@ class RemotePredictOp : public AsyncOpKernel {
     model_description_ =
         absl::StrCat("model '", model_name_, "' at '", target_address_, "'");
 
-    absl::StatusOr<bool> use_tensor_content =
+    absl::StatusOr<std::optional<bool>> use_tensor_content =
         remote_predict_internal::UseTensorContentFromEnv();
     OP_REQUIRES_OK(context, use_tensor_content.status());
-    use_tensor_content_ = *use_tensor_content;
+    env_use_tensor_content_ = *use_tensor_content;
 
     PredictionServiceChannelOptions channel_options;
     OP_REQUIRES_OK(context, remote_predict_internal::ChannelOptionsFromAttrs(
                                 context, &channel_options));
-    OP_REQUIRES_OK(context,
-                   PredictionServiceStubType::Create(
-                       target_address_, channel_options, &prediction_service_));
+    OP_REQUIRES_OK(context, remote_predict_internal::CreateStub(
+                                target_address_, channel_options, name(),
+                                &prediction_service_));
   }
 
   void ComputeAsync(OpKernelContext* context, DoneCallback done) override {
@@ -265,7 +348,7 @@ class RemotePredictOp : public AsyncOpKernel {
     OP_REQUIRES_OK_ASYNC(
         context,
         remote_predict_internal::AddInputs(context->input(0), input_tensors,
-                                           use_tensor_content_, &request),
+                                           UseTensorContent(), &request),
         call->done);
     for (int i = 0; i < output_aliases.size(); ++i) {
       call->output_aliases.emplace_back(output_aliases(i));
@@ -274,7 +357,7 @@ class RemotePredictOp : public AsyncOpKernel {
 
     call->timeout = remote_predict_internal::RpcTimeout(
         max_rpc_deadline_millis_, context->deadline(), absl::Now());
-    absl::StatusOr<Rpc*> rpc = prediction_service_->CreateRpc(call->timeout);
+    auto rpc = prediction_service_->CreateRpc(call->timeout);
     OP_REQUIRES_ASYNC(
         context, rpc.ok(),
         absl::Status(rpc.status().code(),
@@ -285,22 +368,27 @@ class RemotePredictOp : public AsyncOpKernel {
     call->rpc.reset(*rpc);
 
     // Cancelling the step (which is also how a session enforces
-    // RunOptions.timeout_in_ms) cancels the RPC. The callback shares the Rpc
-    // so that it stays valid whichever of cancellation and completion wins.
-    CancellationManager* cancellation = context->cancellation_manager();
-    if (cancellation != nullptr) {
-      call->cancellation = cancellation;
-      call->token = cancellation->get_cancellation_token();
-      std::shared_ptr<Rpc> rpc_to_cancel = call->rpc;
-      const bool registered = cancellation->RegisterCallback(
-          call->token, [rpc_to_cancel] { rpc_to_cancel->TryCancel(); });
-      OP_REQUIRES_ASYNC(
-          context, registered,
-          absl::CancelledError(absl::StrCat(
-              "The step was cancelled before calling ", model_description_)),
-          call->done);
+    // RunOptions.timeout_in_ms) cancels the RPC, when the stub's RPC type can
+    // be cancelled. The callback shares the Rpc so that it stays valid
+    // whichever of cancellation and completion wins.
+    if constexpr (remote_predict_internal::HasTryCancel<Rpc>::value) {
+      CancellationManager* cancellation = context->cancellation_manager();
+      if (cancellation != nullptr) {
+        call->cancellation = cancellation;
+        call->token = cancellation->get_cancellation_token();
+        std::shared_ptr<Rpc> rpc_to_cancel = call->rpc;
+        const bool registered = cancellation->RegisterCallback(
+            call->token, [rpc_to_cancel] { rpc_to_cancel->TryCancel(); });
+        OP_REQUIRES_ASYNC(
+            context, registered,
+            absl::CancelledError(absl::StrCat(
+                "The step was cancelled before calling ", model_description_)),
+            call->done);
+      }
     }
 
+    call->request_bytes = static_cast<int64_t>(request.ByteSizeLong());
+    call->start = absl::Now();
     Call* pending = call.release();
     prediction_service_->Predict(
         pending->rpc.get(), &pending->request, &pending->response,
@@ -309,6 +397,12 @@ class RemotePredictOp : public AsyncOpKernel {
           if (finished->cancellation != nullptr) {
             finished->cancellation->TryDeregisterCallback(finished->token);
           }
+          remote_predict_metrics::RecordCall(
+              target_address_, model_name_, status,
+              absl::Now() - finished->start, finished->request_bytes,
+              status.ok() ? static_cast<int64_t>(
+                                finished->response.ByteSizeLong())
+                          : 0);
           const absl::Status finished_status = Finish(*finished, status);
           if (!finished_status.ok()) {
             finished->context->CtxFailure(__FILE__, __LINE__, finished_status);
@@ -318,7 +412,13 @@ class RemotePredictOp : public AsyncOpKernel {
   }
 
  private:
-  using Rpc = typename PredictionServiceStubType::Rpc;
+  using Rpc = remote_predict_internal::RpcOf<PredictionServiceStubType>;
+
+  bool UseTensorContent() const {
+    return env_use_tensor_content_.has_value()
+               ? *env_use_tensor_content_
+               : absl::GetFlag(FLAGS_remote_predict_op_use_tensor_content);
+  }
 
   // What one ComputeAsync needs until its callback has run.
   struct Call {
@@ -328,20 +428,26 @@ class RemotePredictOp : public AsyncOpKernel {
     PredictResponse response;
     std::vector<std::string> output_aliases;
     absl::Duration timeout;
+    absl::Time start;
+    int64_t request_bytes = 0;
     std::shared_ptr<Rpc> rpc;
     CancellationManager* cancellation = nullptr;
     CancellationToken token = CancellationManager::kInvalidToken;
   };
 
-  // Sets the outputs from the RPC's status and response; an error fails the op.
-  absl::Status Finish(Call& call, const absl::Status& rpc_status) {
+  // Sets the outputs from the RPC's status and response; an error fails the op
+  // unless fail_op_on_rpc_error is false. Either way the error names the model
+  // and the target.
+  absl::Status Finish(Call& call, const absl::Status& raw_rpc_status) {
     OpKernelContext* context = call.context;
-    if (!rpc_status.ok() && fail_op_on_rpc_error_) {
-      return absl::Status(
+    absl::Status rpc_status = raw_rpc_status;
+    if (!rpc_status.ok()) {
+      rpc_status = absl::Status(
           rpc_status.code(),
           absl::StrCat("Remote Predict of ", model_description_, " failed",
                        FailureContext(call, rpc_status), ": ",
                        rpc_status.message()));
+      if (fail_op_on_rpc_error_) return rpc_status;
     }
     Tensor* status_code;
     TF_RETURN_IF_ERROR(
@@ -395,7 +501,8 @@ class RemotePredictOp : public AsyncOpKernel {
   int64_t max_rpc_deadline_millis_ = 0;
   std::string signature_name_;
   DataTypeVector output_types_;
-  bool use_tensor_content_ = true;
+  // Set when kUseTensorContentEnvVar was set as the kernel was built.
+  std::optional<bool> env_use_tensor_content_;
   std::unique_ptr<PredictionServiceStubType> prediction_service_;
 };
 

@@ -27,6 +27,8 @@
 #include "tensorflow/cc/ops/const_op.h"
 #include "tensorflow/core/framework/graph.pb.h"
 #include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/lib/monitoring/collected_metrics.h"
+#include "tensorflow/core/lib/monitoring/collection_registry.h"
 #include "tensorflow/core/platform/env.h"
 #include "tensorflow/core/protobuf/config.pb.h"
 #include "tensorflow/core/public/session.h"
@@ -362,7 +364,11 @@ TEST_F(RemotePredictOpTest, RpcErrorIsReturnedWhenOpMayNotFail) {
   ASSERT_EQ(outputs.size(), 4);
   EXPECT_EQ(outputs[0].scalar<int32_t>()(),
             static_cast<int32_t>(absl::StatusCode::kAborted));
-  EXPECT_EQ(outputs[1].scalar<tstring>()(), kAbortedMessage);
+  // The message names the model and target, as the raising mode's does.
+  EXPECT_EQ(outputs[1].scalar<tstring>()(),
+            absl::StrCat("Remote Predict of model 'aborted' at "
+                         "'model-server:8500' failed: ",
+                         kAbortedMessage));
   EXPECT_EQ(outputs[2].dtype(), DT_INT32);
   EXPECT_EQ(outputs[2].NumElements(), 0);
   EXPECT_EQ(outputs[3].dtype(), DT_STRING);
@@ -524,6 +530,81 @@ TEST_F(RemotePredictOpTest, CertificateFilesReachTheStubAsPem) {
   EXPECT_TRUE(Log().channel_options[0].use_tls);
   EXPECT_EQ(Log().channel_options[0].ssl_root_certs, "ROOTS");
   EXPECT_EQ(Log().channel_options[0].ssl_target_name_override, "localhost");
+}
+
+// The value of metric `name` at `labels` in TensorFlow's registry; -1 when it
+// has no such point.
+int64_t MetricValue(const std::string& name,
+                    const std::vector<std::string>& labels) {
+  monitoring::CollectionRegistry::CollectMetricsOptions options;
+  const auto collected =
+      monitoring::CollectionRegistry::Default()->CollectMetrics(options);
+  const auto points = collected->point_set_map.find(name);
+  if (points == collected->point_set_map.end()) return -1;
+  for (const auto& point : points->second->points) {
+    std::vector<std::string> values;
+    for (const auto& label : point->labels) values.push_back(label.value);
+    if (values != labels) continue;
+    return point->value_type == monitoring::ValueType::kHistogram
+               ? static_cast<int64_t>(point->histogram_value.num())
+               : point->int64_value;
+  }
+  return -1;
+}
+
+TEST_F(RemotePredictOpTest, EachCallIsCountedByTargetModelAndStatus) {
+  constexpr char kCalls[] = "/tensorflow/serving/remote_predict/call_count";
+  const std::vector<std::string> ok = {"model-server:8500", kEchoModel, "OK"};
+  const std::vector<std::string> aborted = {"model-server:8500", kAbortedModel,
+                                            "ABORTED"};
+  const int64_t ok_before = std::max<int64_t>(0, MetricValue(kCalls, ok));
+  const int64_t aborted_before =
+      std::max<int64_t>(0, MetricValue(kCalls, aborted));
+  std::vector<Tensor> outputs;
+  ASSERT_TRUE(RunRemotePredict(Model(kEchoModel), &outputs).ok());
+  ASSERT_TRUE(RunRemotePredict(Model(kEchoModel), &outputs).ok());
+  EXPECT_FALSE(RunRemotePredict(Model(kAbortedModel), &outputs).ok());
+
+  EXPECT_EQ(MetricValue(kCalls, ok), ok_before + 2);
+  EXPECT_EQ(MetricValue(kCalls, aborted), aborted_before + 1);
+  const std::vector<std::string> echo = {"model-server:8500", kEchoModel};
+  EXPECT_GE(MetricValue("/tensorflow/serving/remote_predict/latency", echo), 2);
+  EXPECT_GT(MetricValue("/tensorflow/serving/remote_predict/request_bytes",
+                        echo),
+            0);
+  EXPECT_GT(MetricValue("/tensorflow/serving/remote_predict/response_bytes",
+                        echo),
+            0);
+}
+
+TEST_F(RemotePredictOpTest, RecoveryDefaultsReachTheStub) {
+  std::vector<Tensor> outputs;
+  ASSERT_TRUE(RunRemotePredict(Model(kEchoModel), &outputs).ok());
+  absl::MutexLock lock(&Log().mu);
+  ASSERT_EQ(Log().channel_options.size(), 1);
+  EXPECT_EQ(Log().channel_options[0].max_reconnect_backoff_millis, 1000);
+  EXPECT_FALSE(Log().channel_options[0].retry_unavailable);
+}
+
+TEST_F(RemotePredictOpTest, RecoveryAttrsReachTheStub) {
+  std::vector<Tensor> outputs;
+  ASSERT_TRUE(RunRemotePredict(Model(kEchoModel)
+                                   .MaxReconnectBackoffMillis(250)
+                                   .RetryUnavailable(true),
+                               &outputs)
+                  .ok());
+  absl::MutexLock lock(&Log().mu);
+  ASSERT_EQ(Log().channel_options.size(), 1);
+  EXPECT_EQ(Log().channel_options[0].max_reconnect_backoff_millis, 250);
+  EXPECT_TRUE(Log().channel_options[0].retry_unavailable);
+}
+
+TEST_F(RemotePredictOpTest, NonPositiveReconnectBackoffFailsNamingTheAttr) {
+  std::vector<Tensor> outputs;
+  const absl::Status status = RunRemotePredict(
+      Model(kEchoModel).MaxReconnectBackoffMillis(0), &outputs);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("max_reconnect_backoff_millis"));
 }
 
 }  // namespace

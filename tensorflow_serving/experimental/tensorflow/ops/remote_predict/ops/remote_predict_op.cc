@@ -2,14 +2,14 @@
 // TensorFlow Serving model, made from inside a graph.
 //
 // The name, inputs, outputs and the first nine attrs are TensorFlow Serving's,
-// so graphs and SavedModels move between this build and upstream's. The TLS
-// attrs are additions; they default to empty (an insecure channel), and
-// exporters strip attrs at their defaults, so graphs that do not use TLS stay
-// loadable by upstream's op.
+// so graphs and SavedModels move between this build and upstream's. The TLS,
+// reconnection and retry attrs are additions; exporters strip attrs at their
+// defaults, so graphs that leave them alone stay loadable by upstream's op.
 
 #include <cstdint>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -17,6 +17,16 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/types.h"
+
+// Upstream's flag, under upstream's name, defined here as upstream does so that
+// every binary with the op has it. The default differs: numbers travel packed
+// in tensor_content, which is smaller and faster to encode; any TensorFlow
+// Serving decodes both. The kernel header declares it.
+ABSL_FLAG(bool, remote_predict_op_use_tensor_content, true,
+          "If true, TfServingRemotePredict sends numeric tensors packed in "
+          "TensorProto.tensor_content; if false, in the typed repeated fields. "
+          "The environment variable TF_SERVING_REMOTE_PREDICT_USE_TENSOR_CONTENT, "
+          "when set, overrides it for the kernels built meanwhile.");
 
 namespace tensorflow {
 namespace {
@@ -85,6 +95,8 @@ REGISTER_OP("TfServingRemotePredict")
     .Attr("ssl_client_cert_file: string = ''")
     .Attr("ssl_client_key_file: string = ''")
     .Attr("ssl_target_name_override: string = ''")
+    .Attr("max_reconnect_backoff_millis: int = 1000")
+    .Attr("retry_unavailable: bool = false")
     .Input("input_tensor_aliases: string")
     .Input("input_tensors: T")
     .Input("output_tensor_aliases: string")
@@ -121,6 +133,13 @@ ssl_client_cert_file: PEM certificate chain presented to the server for mutual
 ssl_client_key_file: PEM private key of ssl_client_cert_file.
 ssl_target_name_override: Host name to check the server's certificate against
   instead of the one in target_address (for tests and private CAs).
+max_reconnect_backoff_millis: The longest wait, in milliseconds, between two
+  attempts to reconnect to a target that is down; bounds how long calls keep
+  failing after it is back.
+retry_unavailable: If true, a call made while the target is unreachable waits
+  for it, and a call failing with UNAVAILABLE is retried, both within the
+  call's deadline (so a restart shorter than the deadline loses no call). If
+  false (the default), such calls fail at once with UNAVAILABLE.
 input_tensor_aliases: The remote signature's input aliases, one per tensor in
   `input_tensors`.
 input_tensors: The tensors to send.
@@ -128,7 +147,8 @@ output_tensor_aliases: The remote signature's output aliases to fetch; the
   request's output_filter.
 status_code: 0 on success, otherwise the RPC's error code (the numbers of
   tensorflow::error::Code, equal to gRPC's).
-status_error_message: The RPC's error message, empty on success.
+status_error_message: The RPC's error message, prefixed with the model and target
+  it was for; empty on success.
 output_tensors: The fetched tensors, in the order of `output_tensor_aliases`.
 output_types: The dtypes of `output_tensors`; one per output alias.
 )doc");

@@ -36,14 +36,16 @@ from tensorflow_serving.experimental.tensorflow.ops.remote_predict.ops import ge
 tf_serving_remote_predict = gen_remote_predict_op.tf_serving_remote_predict
 
 _OP_LIBRARY_FILE = "_remote_predict_op.so"
+# Where the op library is: beside this file.
+OP_LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               _OP_LIBRARY_FILE)
 _OP_LIBRARY_TARGET = ("//tensorflow_serving/experimental/tensorflow/ops/"
                       "remote_predict:python/ops/_remote_predict_op.so")
 
 
 def _load_op_library():
   """Registers the op and its kernel with TensorFlow."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      _OP_LIBRARY_FILE)
+  path = OP_LIBRARY_PATH
   if not os.path.exists(path):
     raise ImportError(
         f"the Remote Predict Op library {path} does not exist. Build it with "

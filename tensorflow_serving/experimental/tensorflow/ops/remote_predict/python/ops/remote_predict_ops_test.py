@@ -170,6 +170,9 @@ class RemotePredictOpsTest(tf.test.TestCase):
         output_types=[tf.float32, tf.string])
     self.assertEqual(int(code), grpc.StatusCode.UNAVAILABLE.value[0])
     self.assertIn("draining", message.numpy().decode())
+    # Like the raising mode's error, the message names the model and target.
+    self.assertIn("model 'm'", message.numpy().decode())
+    self.assertIn(self.server.address, message.numpy().decode())
     self.assertLen(outputs, 2)
     self.assertEqual(outputs[0].dtype, tf.float32)
     self.assertEqual(outputs[1].dtype, tf.string)

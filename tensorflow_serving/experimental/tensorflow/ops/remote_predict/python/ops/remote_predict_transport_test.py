@@ -3,8 +3,11 @@
 Each test fixes one of upstream's transport defects: deadlines were truncated
 to whole seconds, responses over gRPC's 4 MiB default failed, a step's own
 deadline and cancellation were ignored, and only one address could be named.
+The transport is also shared: kernels do not add threads.
 The server is the in-process PredictionService fixture on loopback ports.
 """
+
+import os
 
 import grpc
 import numpy as np
@@ -47,6 +50,20 @@ class RemotePredictTransportTest(tf.test.TestCase):
       self.assertLessEqual(call.time_remaining,
                            deadline_millis / 1000 + _CLOCK_SLACK_SECONDS)
       self.assertGreater(call.time_remaining, deadline_millis // 1000)
+
+  def test_500_distinct_kernels_add_at_most_a_handful_of_threads(self):
+    # The first call starts the op's completion-queue threads and gRPC's own.
+    _echo(self.server.address, tf.constant(1), 10000)
+    threads_before = len(os.listdir("/proc/self/task"))
+    for i in range(500):
+      # Each deadline is another attr value, so eager mode builds (and keeps)
+      # another kernel.
+      self.assertEqual(
+          int(_echo(self.server.address, tf.constant(i), 10001 + i)), i)
+    threads_after = len(os.listdir("/proc/self/task"))
+    print(f"threads: {threads_before} before, {threads_after} after 500 "
+          "more kernels")
+    self.assertLessEqual(threads_after - threads_before, 8)
 
   def test_64_mib_tensor_both_ways(self):
     values = np.arange(64 * _MIB // 4, dtype=np.int32)
