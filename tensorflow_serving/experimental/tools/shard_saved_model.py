@@ -1,0 +1,178 @@
+"""Splits a SavedModel into embedding-table shards and a master that calls them.
+
+  tools/bazel run //tensorflow_serving/experimental/tools:shard_saved_model -- \
+      --input_dir=/models/recsys/1 --model_name=recsys --output_dir=/deploy \
+      --num_shards=4 --servers=host0:8500,host1:8500
+
+Reads a TF1 or TF2 (Keras) SavedModel, picks the tables to shard (--tables, or every
+variable of at least --min_table_bytes read only by lookups), writes the master
+(same signatures as the original; each lookup calls the shards through
+TfServingRemotePredict, pinned to --version), one shard model per table and shard,
+server_<i>.config per server and manifest.json (see deployment.py for the layout).
+Then, unless --noverify, it serves everything on loopback and checks the master's
+answers against the original model, printing a report.
+"""
+
+import dataclasses
+import os
+import sys
+from typing import Dict, List, Optional, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tensorflow_serving.experimental.tools import deployment
+from tensorflow_serving.experimental.tools import master_model
+from tensorflow_serving.experimental.tools import original_model
+from tensorflow_serving.experimental.tools import partitioning
+from tensorflow_serving.experimental.tools import serving_graph
+from tensorflow_serving.experimental.tools import shard_model
+from tensorflow_serving.experimental.tools import table_selection
+from tensorflow_serving.experimental.tools import verification
+
+
+@dataclasses.dataclass
+class Options:
+  input_dir: str
+  model_name: str
+  output_dir: str
+  num_shards: int
+  servers: Sequence[str]
+  tables: Sequence[str] = ()
+  min_table_bytes: int = table_selection.DEFAULT_MIN_TABLE_BYTES
+  version: int = 1
+  partitioning: str = "mod"
+  tags: Sequence[str] = (tf.saved_model.SERVING,)
+  max_rpc_deadline_millis: int = 10000
+  verify: bool = True
+  sample_inputs: Optional[str] = None
+  tolerance: float = verification.DEFAULT_TOLERANCE
+
+
+@dataclasses.dataclass
+class Result:
+  plan: deployment.Plan
+  manifest_path: str
+  comparisons: List[verification.Comparison]
+  graph: serving_graph.ServingGraph
+  # The values of the variables that stay in the master, by node name.
+  values: Dict[str, np.ndarray]
+
+
+def _check_options(o: Options) -> None:
+  if not o.model_name or "/" in o.model_name:
+    raise serving_graph.ShardingError(f"--model_name='{o.model_name}' must be a non-empty "
+                                      "model name without '/'")
+  if o.num_shards < 1:
+    raise serving_graph.ShardingError(f"--num_shards={o.num_shards} must be at least 1")
+  if o.version < 0:
+    raise serving_graph.ShardingError(f"--version={o.version} must be >= 0")
+  if o.partitioning not in partitioning.SCHEMES:
+    raise serving_graph.ShardingError(
+        f"--partitioning={o.partitioning} is not one of {', '.join(partitioning.SCHEMES)}")
+  for server in o.servers:
+    if not server or server.count(":") < 1:
+      raise serving_graph.ShardingError(f"--servers entry '{server}' is not host:port")
+  if not os.path.isdir(o.input_dir):
+    raise serving_graph.ShardingError(f"--input_dir={o.input_dir} is not a directory")
+
+
+def split(o: Options, report=print) -> Result:
+  """Writes the split deployment for `o` and verifies it unless o.verify is False."""
+  _check_options(o)
+  graph = serving_graph.load(o.input_dir, o.tags)
+  tables = table_selection.select(graph, o.num_shards, o.tables, o.min_table_bytes)
+  plan = deployment.plan(o.output_dir, o.model_name, o.version, o.num_shards, o.partitioning,
+                         o.servers, tables, o.max_rpc_deadline_millis)
+  existing = [p for p in [plan.base_path(o.model_name)] +
+              [plan.base_path(s.model_name) for t in plan.tables for s in t.shards]
+              if os.path.exists(os.path.join(p, str(o.version)))]
+  if existing:
+    raise serving_graph.ShardingError(
+        f"version {o.version} already exists in {existing[0]} (and {len(existing) - 1} more); "
+        "pass a new --version to add one beside it, or remove the old output")
+  with original_model.OriginalModel(o.input_dir, o.tags) as original:
+    for table in plan.tables:
+      report(f"table {table.variable.describe()}: {len(table.variable.lookups)} lookup(s), "
+             f"{o.num_shards} shards by {o.partitioning}")
+      for shard in table.shards:
+        shard_model.write(original.value(table.variable, shard.rows),
+                          plan.base_path(shard.model_name), o.version)
+        report(f"  {shard.model_name}/{o.version} on server {shard.server} "
+               f"({plan.servers[shard.server]})")
+    values = {v.node: original.value(v)
+              for v in master_model.other_variables(graph, [t.variable.node for t in plan.tables])}
+    master_model.write(graph, plan.sharded_tables(plan.servers), values,
+                       plan.base_path(o.model_name), o.version)
+    report(f"master {o.model_name}/{o.version} on server 0 ({plan.servers[0]}), signatures "
+           f"{sorted(graph.signatures)}")
+    deployment.write_configs(plan)
+    manifest_path = deployment.write_manifest(plan)
+    report(f"wrote {', '.join(os.path.basename(plan.config_path(i)) for i in range(len(plan.servers)))}"
+           f" and {manifest_path}")
+    comparisons = []
+    if o.verify:
+      batches = (verification.read_batches(o.sample_inputs, graph) if o.sample_inputs
+                 else verification.derived_batches(graph, plan.tables))
+      report(f"verifying on loopback: {len(batches)} sample batches, tolerance {o.tolerance}")
+      comparisons = verification.verify(plan, graph, original, values, batches, o.tolerance)
+      for comparison in comparisons:
+        report(f"  {comparison}")
+      report(f"verified: all {len(comparisons)} outputs match the original model")
+  return Result(plan, manifest_path, comparisons, graph, values)
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("input_dir", None, "The SavedModel to split (a version directory).")
+  flags.DEFINE_string("model_name", None, "Name of the served master model.")
+  flags.DEFINE_string("output_dir", None, "Where the master, shards, configs and manifest go.")
+  flags.DEFINE_integer("num_shards", None, "Shards per table.")
+  flags.DEFINE_list("servers", None, "host:port of each model server; server 0 serves the "
+                    "master, shards go round-robin over all of them.")
+  flags.DEFINE_list("tables", [], "Variables to shard (node names). Default: every variable of "
+                    "at least --min_table_bytes read only by lookups.")
+  flags.DEFINE_integer("min_table_bytes", table_selection.DEFAULT_MIN_TABLE_BYTES,
+                       "Size from which a lookup-only variable is sharded without --tables.")
+  flags.DEFINE_integer("version", 1, "Version K written for the master and every shard; the "
+                       "master calls its shards at version K.")
+  flags.DEFINE_enum("partitioning", "mod", list(partitioning.SCHEMES),
+                    "mod: id i in shard i % N; div: contiguous row ranges.")
+  flags.DEFINE_list("tags", [tf.saved_model.SERVING], "MetaGraph tags of the SavedModel.")
+  flags.DEFINE_integer("max_rpc_deadline_millis", 10000,
+                       "Deadline of each master-to-shard call, in milliseconds.")
+  flags.DEFINE_bool("verify", True, "Serve the result on loopback and compare with the original.")
+  flags.DEFINE_string("sample_inputs", None, "JSON file of sample requests for --verify: a list "
+                      "of {\"signature_name\": ..., \"inputs\": {name: values}}; by default "
+                      "derived from the signatures.")
+  flags.DEFINE_float("tolerance", verification.DEFAULT_TOLERANCE,
+                     "Largest difference allowed between float outputs when verifying.")
+  for name in ("input_dir", "model_name", "output_dir", "num_shards", "servers"):
+    flags.mark_flag_as_required(name)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = flags.FLAGS
+  logging.set_verbosity(logging.WARNING)
+  tf.get_logger().setLevel("ERROR")
+  options = Options(
+      input_dir=f.input_dir, model_name=f.model_name, output_dir=f.output_dir,
+      num_shards=f.num_shards, servers=f.servers, tables=f.tables,
+      min_table_bytes=f.min_table_bytes, version=f.version, partitioning=f.partitioning,
+      tags=f.tags, max_rpc_deadline_millis=f.max_rpc_deadline_millis, verify=f.verify,
+      sample_inputs=f.sample_inputs, tolerance=f.tolerance)
+  try:
+    split(options)
+  except (serving_graph.ShardingError, verification.VerificationError) as e:
+    print(f"shard_saved_model: error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)
