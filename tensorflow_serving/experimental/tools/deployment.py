@@ -6,16 +6,19 @@ In OUTPUT_DIR:
                                              j counting the shards of all tables in order)
   server_<i>.config                          ModelServerConfig of server i
   manifest.json                              tables, shapes, partitioning, versions, placement
+
+Configs pin each model to version K; `rollout` moves running servers to a new K.
 """
 
 import dataclasses
 import os
 import re
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from google.protobuf import text_format
 import orjson
 
-from tensorflow_serving.experimental.example import model_server_process
+from tensorflow_serving.config import model_server_config_pb2
 from tensorflow_serving.experimental.tools import partitioning
 from tensorflow_serving.experimental.tools import serving_graph
 from tensorflow_serving.experimental.tools import sharded_lookup
@@ -108,10 +111,33 @@ def plan(output_dir: str, model_name: str, version: int, num_shards: int, scheme
               max_rpc_deadline_millis)
 
 
+def server_config(models: Mapping[str, Tuple[str, Iterable[int]]]
+                  ) -> model_server_config_pb2.ModelServerConfig:
+  """A config serving exactly the given versions: model name -> (base path, versions)."""
+  config = model_server_config_pb2.ModelServerConfig()
+  for name in sorted(models):
+    base_path, versions = models[name]
+    model = config.model_config_list.config.add(name=name, base_path=base_path,
+                                                model_platform="tensorflow")
+    # Pinned versions: the master calls its shards by number, so a server must
+    # never drop a version on its own because a newer one appeared on disk.
+    model.model_version_policy.specific.versions.extend(sorted(versions))
+  return config
+
+
+def write_config(path: str, config: model_server_config_pb2.ModelServerConfig) -> str:
+  staging = path + ".tmp"
+  with open(staging, "w") as f:
+    f.write(text_format.MessageToString(config))
+  os.replace(staging, path)
+  return path
+
+
 def write_configs(plan_: Plan) -> List[str]:
-  """Writes server_<i>.config for every server; returns their paths."""
+  """Writes server_<i>.config (serving version K of its models) for every server."""
   os.makedirs(plan_.output_dir, exist_ok=True)
-  return [model_server_process.write_model_config(plan_.config_path(i), plan_.models_on(i))
+  return [write_config(plan_.config_path(i), server_config(
+      {name: (path, [plan_.version]) for name, path in plan_.models_on(i).items()}))
           for i in range(len(plan_.servers))]
 
 
@@ -143,10 +169,25 @@ def manifest(plan_: Plan) -> Mapping:
   }
 
 
+def read_manifest(output_dir: str) -> Optional[Dict]:
+  path = os.path.join(output_dir, MANIFEST)
+  if not os.path.exists(path):
+    return None
+  with open(path, "rb") as f:
+    return orjson.loads(f.read())
+
+
 def write_manifest(plan_: Plan) -> str:
+  """Writes manifest.json for version K; the versions written before are kept in it."""
   path = os.path.join(plan_.output_dir, MANIFEST)
+  content = dict(manifest(plan_))
+  old = read_manifest(plan_.output_dir)
+  if old is not None and old.get("model_name") == plan_.model_name:
+    previous = old.pop("previous_versions", [])
+    content["previous_versions"] = [p for p in previous + [old]
+                                    if p["version"] != plan_.version]
   staging = path + ".tmp"
   with open(staging, "wb") as f:
-    f.write(orjson.dumps(manifest(plan_), option=orjson.OPT_INDENT_2))
+    f.write(orjson.dumps(content, option=orjson.OPT_INDENT_2))
   os.replace(staging, path)
   return path

@@ -11,6 +11,9 @@ TfServingRemotePredict, pinned to --version), one shard model per table and shar
 server_<i>.config per server and manifest.json (see deployment.py for the layout).
 Then, unless --noverify, it serves everything on loopback and checks the master's
 answers against the original model, printing a report.
+
+A new version goes beside the old one (--version=K+1 into the same --output_dir);
+`--mode=rollout --output_dir=DIR` then moves the running servers to it (rollout.py).
 """
 
 import dataclasses
@@ -28,6 +31,7 @@ from tensorflow_serving.experimental.tools import deployment
 from tensorflow_serving.experimental.tools import master_model
 from tensorflow_serving.experimental.tools import original_model
 from tensorflow_serving.experimental.tools import partitioning
+from tensorflow_serving.experimental.tools import rollout
 from tensorflow_serving.experimental.tools import serving_graph
 from tensorflow_serving.experimental.tools import shard_model
 from tensorflow_serving.experimental.tools import table_selection
@@ -125,7 +129,36 @@ def split(o: Options, report=print) -> Result:
   return Result(plan, manifest_path, comparisons, graph, values)
 
 
+def roll_out(output_dir: str, version: Optional[int] = None,
+             servers: Optional[Sequence[str]] = None, report=print) -> None:
+  """Moves the running servers of OUTPUT_DIR's deployment to its newest version."""
+  manifest = deployment.read_manifest(output_dir)
+  if manifest is None:
+    raise serving_graph.ShardingError(f"{output_dir} has no {deployment.MANIFEST}; split a model "
+                                      "into it first")
+  if version is not None and version != manifest["version"]:
+    raise serving_graph.ShardingError(
+        f"--version={version} is not the newest version in {output_dir} "
+        f"({manifest['version']}); rollout moves the servers to the newest one")
+  previous = manifest.get("previous_versions") or [None]
+  addresses = list(servers) if servers else [s["address"] for s in manifest["servers"]]
+  if len(addresses) != len(manifest["servers"]):
+    raise serving_graph.ShardingError(
+        f"--servers has {len(addresses)} addresses but the deployment has "
+        f"{len(manifest['servers'])} servers")
+  old = previous[-1]
+  report(f"rolling {manifest['model_name']} out to version {manifest['version']}"
+         + (f" from version {old['version']}" if old else "") + f" on {', '.join(addresses)}")
+  rollout.rollout(manifest, old, addresses, report)
+  report("rollout complete")
+
+
 def _define_flags() -> None:
+  flags.DEFINE_enum("mode", "split", ["split", "rollout"],
+                    "split: write (and verify) a new version of the deployment. rollout: move "
+                    "the running servers to the newest version in --output_dir through "
+                    "HandleReloadConfigRequest, shards first, then the master, then retire the "
+                    "old version.")
   flags.DEFINE_string("input_dir", None, "The SavedModel to split (a version directory).")
   flags.DEFINE_string("model_name", None, "Name of the served master model.")
   flags.DEFINE_string("output_dir", None, "Where the master, shards, configs and manifest go.")
@@ -149,8 +182,7 @@ def _define_flags() -> None:
                       "derived from the signatures.")
   flags.DEFINE_float("tolerance", verification.DEFAULT_TOLERANCE,
                      "Largest difference allowed between float outputs when verifying.")
-  for name in ("input_dir", "model_name", "output_dir", "num_shards", "servers"):
-    flags.mark_flag_as_required(name)
+  flags.mark_flag_as_required("output_dir")
 
 
 def main(argv):
@@ -159,6 +191,16 @@ def main(argv):
   f = flags.FLAGS
   logging.set_verbosity(logging.WARNING)
   tf.get_logger().setLevel("ERROR")
+  if f.mode == "rollout":
+    try:
+      roll_out(f.output_dir, f["version"].value if f["version"].present else None, f.servers)
+    except (serving_graph.ShardingError, rollout.RolloutError) as e:
+      print(f"shard_saved_model: error: {e}", file=sys.stderr)
+      return 1
+    return 0
+  missing = [n for n in ("input_dir", "model_name", "num_shards", "servers") if f[n].value is None]
+  if missing:
+    raise app.UsageError(f"--mode=split needs --{', --'.join(missing)}")
   options = Options(
       input_dir=f.input_dir, model_name=f.model_name, output_dir=f.output_dir,
       num_shards=f.num_shards, servers=f.servers, tables=f.tables,
