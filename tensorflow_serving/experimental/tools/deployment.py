@@ -133,8 +133,11 @@ def write_config(path: str, config: model_server_config_pb2.ModelServerConfig) -
   return path
 
 
-def write_configs(plan_: Plan) -> List[str]:
-  """Writes server_<i>.config (serving version K of its models) for every server."""
+def write_configs(plan_) -> List[str]:
+  """Writes server_<i>.config (serving version K of its models) for every server.
+
+  `plan_` is a Plan or a cut.CutPlan.
+  """
   os.makedirs(plan_.output_dir, exist_ok=True)
   return [write_config(plan_.config_path(i), server_config(
       {name: (path, [plan_.version]) for name, path in plan_.models_on(i).items()}))
@@ -177,15 +180,15 @@ def read_manifest(output_dir: str) -> Optional[Dict]:
     return orjson.loads(f.read())
 
 
-def write_manifest(plan_: Plan) -> str:
-  """Writes manifest.json for version K; the versions written before are kept in it."""
-  path = os.path.join(plan_.output_dir, MANIFEST)
-  content = dict(manifest(plan_))
-  old = read_manifest(plan_.output_dir)
-  if old is not None and old.get("model_name") == plan_.model_name:
+def write_manifest(output_dir: str, content: Mapping) -> str:
+  """Writes manifest.json for a version; the versions written before are kept in it."""
+  path = os.path.join(output_dir, MANIFEST)
+  content = dict(content)
+  old = read_manifest(output_dir)
+  if old is not None and old.get("model_name") == content["model_name"]:
     previous = old.pop("previous_versions", [])
     content["previous_versions"] = [p for p in previous + [old]
-                                    if p["version"] != plan_.version]
+                                    if p["version"] != content["version"]]
   staging = path + ".tmp"
   with open(staging, "wb") as f:
     f.write(orjson.dumps(content, option=orjson.OPT_INDENT_2))

@@ -42,6 +42,9 @@ def _models(manifest: Mapping, include_master: bool = True,
     layout.setdefault(master["server"], {})[master["model_name"]] = (master["base_path"],
                                                                     {version})
   if include_shards:
+    cut = manifest.get("cut")
+    if cut:  # the sub-graph model a --cut master calls
+      layout.setdefault(cut["server"], {})[cut["model_name"]] = (cut["base_path"], {version})
     for table in manifest["tables"]:
       for shard in table["shards"]:
         layout.setdefault(shard["server"], {})[shard["model_name"]] = (shard["base_path"],

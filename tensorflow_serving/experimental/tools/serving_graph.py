@@ -143,7 +143,7 @@ def load(saved_model_dir: str, tags: Sequence[str] = (tf.saved_model.SERVING,)) 
   graph_def.library.CopyFrom(flat.library)
   graph_def.versions.CopyFrom(flat.versions)
   return ServingGraph(saved_model_dir, tuple(tags), meta_graph, graph_def, signatures, init_op,
-                      _analyse_variables(graph_def))
+                      analyse_variables(graph_def))
 
 
 def _const_value(node) -> Optional[np.ndarray]:
@@ -152,7 +152,7 @@ def _const_value(node) -> Optional[np.ndarray]:
   return tf.make_ndarray(node.attr["value"].tensor)
 
 
-def _analyse_variables(graph_def: graph_pb2.GraphDef) -> Dict[str, Variable]:
+def analyse_variables(graph_def: graph_pb2.GraphDef) -> Dict[str, Variable]:
   nodes = {n.name: n for n in graph_def.node}
   # tensor name -> [(consumer node, input position)], data inputs only.
   consumers: Dict[str, List[Tuple[str, int]]] = {}

@@ -27,6 +27,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tensorflow_serving.experimental.tools import cut
 from tensorflow_serving.experimental.tools import deployment
 from tensorflow_serving.experimental.tools import master_model
 from tensorflow_serving.experimental.tools import original_model
@@ -54,6 +55,8 @@ class Options:
   verify: bool = True
   sample_inputs: Optional[str] = None
   tolerance: float = verification.DEFAULT_TOLERANCE
+  cut: Optional[str] = None
+  cut_model_name: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -70,7 +73,7 @@ def _check_options(o: Options) -> None:
   if not o.model_name or "/" in o.model_name:
     raise serving_graph.ShardingError(f"--model_name='{o.model_name}' must be a non-empty "
                                       "model name without '/'")
-  if o.num_shards < 1:
+  if o.num_shards < 1 and not o.cut:
     raise serving_graph.ShardingError(f"--num_shards={o.num_shards} must be at least 1")
   if o.version < 0:
     raise serving_graph.ShardingError(f"--version={o.version} must be >= 0")
@@ -84,20 +87,76 @@ def _check_options(o: Options) -> None:
     raise serving_graph.ShardingError(f"--input_dir={o.input_dir} is not a directory")
 
 
+def _refuse_existing_version(base_paths: Sequence[str], version: int) -> None:
+  existing = [p for p in base_paths if os.path.exists(os.path.join(p, str(version)))]
+  if existing:
+    raise serving_graph.ShardingError(
+        f"version {version} already exists in {existing[0]} (and {len(existing) - 1} more); "
+        "pass a new --version to add one beside it, or remove the old output")
+
+
+def _id_limit(graph: serving_graph.ServingGraph) -> int:
+  """Sample integer inputs stay below the smallest table any lookup reads."""
+  rows = [v.shape[0] for v in graph.variables.values() if v.lookups and v.shape[0] > 0]
+  return min(rows) if rows else 100
+
+
+def _split_at_cut(o: Options, graph: serving_graph.ServingGraph, report) -> Result:
+  """--cut: the sub-graph model, the master that calls it, configs, manifest, verification."""
+  if o.tables:
+    raise serving_graph.ShardingError("--cut and --tables cannot be combined; cut first, then "
+                                      "shard the tables of the resulting models")
+  cut_model_name = o.cut_model_name or serving_graph.sanitized(o.cut)
+  plan = cut.plan(graph, o.cut, o.output_dir, o.model_name, cut_model_name, o.version,
+                  o.servers, o.max_rpc_deadline_millis)
+  _refuse_existing_version([plan.base_path(o.model_name), plan.base_path(cut_model_name)],
+                           o.version)
+  sub = cut.sub_graph(graph, plan)
+  rest = cut.master(graph, plan, plan.servers)
+  cut.check_state_is_owned(sub, rest, o.cut)
+  with original_model.OriginalModel(o.input_dir, o.tags) as original:
+    values = {name: original.value(v) for name, v in graph.variables.items()
+              if name in sub.variables or name in rest.variables}
+    rest_values = {name: values[name] for name in rest.variables}
+    master_model.write(sub, {}, {name: values[name] for name in sub.variables},
+                       plan.base_path(cut_model_name), o.version)
+    report(f"cut {o.cut}: {len(plan.tensors)} tensor(s) {[t.tensor for t in plan.tensors]} "
+           f"computed by {cut_model_name}/{o.version} on server {plan.cut_server} "
+           f"({plan.servers[plan.cut_server]}), holding {sorted(sub.variables)}")
+    master_model.write(rest, {}, rest_values, plan.base_path(o.model_name), o.version)
+    report(f"master {o.model_name}/{o.version} on server 0 ({plan.servers[0]}), signatures "
+           f"{sorted(graph.signatures)}")
+    deployment.write_configs(plan)
+    manifest_path = deployment.write_manifest(plan.output_dir, plan.manifest())
+    comparisons = []
+    if o.verify:
+      batches = (verification.read_batches(o.sample_inputs, graph) if o.sample_inputs else
+                 verification.derived_batches(graph, _id_limit(graph), 1))
+      report(f"verifying on loopback: {len(batches)} sample batches, tolerance {o.tolerance}")
+
+      def write_master(addresses, base_path):
+        master_model.write(cut.master(graph, plan, addresses), {}, rest_values, base_path,
+                           o.version)
+
+      comparisons = verification.verify(plan, write_master, original, batches, o.tolerance)
+      for comparison in comparisons:
+        report(f"  {comparison}")
+      report(f"verified: all {len(comparisons)} outputs match the original model")
+  return Result(plan, manifest_path, comparisons, graph, rest_values)
+
+
 def split(o: Options, report=print) -> Result:
   """Writes the split deployment for `o` and verifies it unless o.verify is False."""
   _check_options(o)
   graph = serving_graph.load(o.input_dir, o.tags)
+  if o.cut:
+    return _split_at_cut(o, graph, report)
   tables = table_selection.select(graph, o.num_shards, o.tables, o.min_table_bytes)
   plan = deployment.plan(o.output_dir, o.model_name, o.version, o.num_shards, o.partitioning,
                          o.servers, tables, o.max_rpc_deadline_millis)
-  existing = [p for p in [plan.base_path(o.model_name)] +
-              [plan.base_path(s.model_name) for t in plan.tables for s in t.shards]
-              if os.path.exists(os.path.join(p, str(o.version)))]
-  if existing:
-    raise serving_graph.ShardingError(
-        f"version {o.version} already exists in {existing[0]} (and {len(existing) - 1} more); "
-        "pass a new --version to add one beside it, or remove the old output")
+  _refuse_existing_version([plan.base_path(o.model_name)] +
+                           [plan.base_path(s.model_name) for t in plan.tables for s in t.shards],
+                           o.version)
   with original_model.OriginalModel(o.input_dir, o.tags) as original:
     for table in plan.tables:
       report(f"table {table.variable.describe()}: {len(table.variable.lookups)} lookup(s), "
@@ -114,15 +173,18 @@ def split(o: Options, report=print) -> Result:
     report(f"master {o.model_name}/{o.version} on server 0 ({plan.servers[0]}), signatures "
            f"{sorted(graph.signatures)}")
     deployment.write_configs(plan)
-    manifest_path = deployment.write_manifest(plan)
+    manifest_path = deployment.write_manifest(plan.output_dir, deployment.manifest(plan))
     report(f"wrote {', '.join(os.path.basename(plan.config_path(i)) for i in range(len(plan.servers)))}"
            f" and {manifest_path}")
     comparisons = []
     if o.verify:
-      batches = (verification.read_batches(o.sample_inputs, graph) if o.sample_inputs
-                 else verification.derived_batches(graph, plan.tables))
+      batches = (verification.read_batches(o.sample_inputs, graph) if o.sample_inputs else
+                 verification.derived_batches(graph, min(t.variable.shape[0] for t in plan.tables),
+                                              o.num_shards))
       report(f"verifying on loopback: {len(batches)} sample batches, tolerance {o.tolerance}")
-      comparisons = verification.verify(plan, graph, original, values, batches, o.tolerance)
+      comparisons = verification.verify(
+          plan, verification.table_master_writer(plan, graph, values), original, batches,
+          o.tolerance)
       for comparison in comparisons:
         report(f"  {comparison}")
       report(f"verified: all {len(comparisons)} outputs match the original model")
@@ -180,6 +242,11 @@ def _define_flags() -> None:
   flags.DEFINE_string("sample_inputs", None, "JSON file of sample requests for --verify: a list "
                       "of {\"signature_name\": ..., \"inputs\": {name: values}}; by default "
                       "derived from the signatures.")
+  flags.DEFINE_string("cut", None, "Instead of sharding tables: serve the sub-graph that "
+                      "computes this tensor (TF1 tensor name, or Keras layer name) as a model of "
+                      "its own, called by the master through the Remote Predict Op.")
+  flags.DEFINE_string("cut_model_name", None, "Model name of the --cut sub-graph (default: "
+                      "the --cut name); masters of several models may share it.")
   flags.DEFINE_float("tolerance", verification.DEFAULT_TOLERANCE,
                      "Largest difference allowed between float outputs when verifying.")
   flags.mark_flag_as_required("output_dir")
@@ -198,15 +265,17 @@ def main(argv):
       print(f"shard_saved_model: error: {e}", file=sys.stderr)
       return 1
     return 0
-  missing = [n for n in ("input_dir", "model_name", "num_shards", "servers") if f[n].value is None]
+  needed = ("input_dir", "model_name", "servers") + (() if f.cut else ("num_shards",))
+  missing = [n for n in needed if f[n].value is None]
   if missing:
     raise app.UsageError(f"--mode=split needs --{', --'.join(missing)}")
   options = Options(
       input_dir=f.input_dir, model_name=f.model_name, output_dir=f.output_dir,
-      num_shards=f.num_shards, servers=f.servers, tables=f.tables,
+      num_shards=f.num_shards or 0, servers=f.servers, tables=f.tables,
       min_table_bytes=f.min_table_bytes, version=f.version, partitioning=f.partitioning,
       tags=f.tags, max_rpc_deadline_millis=f.max_rpc_deadline_millis, verify=f.verify,
-      sample_inputs=f.sample_inputs, tolerance=f.tolerance)
+      sample_inputs=f.sample_inputs, tolerance=f.tolerance, cut=f.cut,
+      cut_model_name=f.cut_model_name)
   try:
     split(options)
   except (serving_graph.ShardingError, verification.VerificationError) as e:

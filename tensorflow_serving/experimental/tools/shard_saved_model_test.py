@@ -49,7 +49,8 @@ class _SplitTestBase(absltest.TestCase):
         original_model.OriginalModel(cls.input_dir, [tf.saved_model.SERVING]))
     serve_dir = tempfile.mkdtemp(dir=root)
     cls.servers = cls.enterClassContext(verification.serve_on_loopback(
-        cls.result.plan, cls.result.graph, cls.result.values, serve_dir))
+        cls.result.plan, verification.table_master_writer(
+            cls.result.plan, cls.result.graph, cls.result.values), serve_dir))
     channel = grpc.insecure_channel(cls.servers[0].grpc_address)
     cls.addClassCleanup(channel.close)
     cls.stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from tensorflow.core.framework import graph_pb2
 from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops import remote_predict_ops
+from tensorflow_serving.experimental.tools import graph_splice
 from tensorflow_serving.experimental.tools import partitioning
-from tensorflow_serving.experimental.tools import serving_graph
 
 # The shard models' signature: local row indices in, rows out.
 SHARD_IDS = "ids"
@@ -90,39 +90,8 @@ def splice(target: graph_pb2.GraphDef, lookup: graph_pb2.GraphDef, ids_tensor: s
 
   The other nodes are renamed under `<output_node>_sharded/`.
   """
-  prefix = f"{output_node}_sharded/"
-  existing = {n.name for n in target.node}
-  clash = sorted(prefix + n.name for n in lookup.node if prefix + n.name in existing)
-  if clash:
-    raise serving_graph.ShardingError(
-        f"cannot add the sharded lookup for node '{output_node}': the graph already has "
-        f"nodes named {clash[:3]}")
-
-  # Control flow (the range check's tf.cond) lives in functions.
-  known = {f.signature.name for f in target.library.function}
-  for function in lookup.library.function:
-    if function.signature.name not in known:
-      target.library.function.add().CopyFrom(function)
-
-  def renamed(node_name: str) -> str:
-    return output_node if node_name == _OUTPUT else prefix + node_name
-
-  for node in lookup.node:
-    if node.name == _IDS_PLACEHOLDER:
-      continue
-    new = target.node.add()
-    new.CopyFrom(node)
-    new.name = renamed(node.name)
-    del new.input[:]
-    for name in node.input:
-      control = name.startswith("^")
-      source = serving_graph.tensor_node(name)
-      if source == _IDS_PLACEHOLDER:
-        new.input.append("^" + serving_graph.tensor_node(ids_tensor) if control else ids_tensor)
-      elif control:
-        new.input.append("^" + renamed(source))
-      else:
-        new.input.append(f"{renamed(source)}:{serving_graph.tensor_index(name)}")
+  graph_splice.splice(target, lookup, {_IDS_PLACEHOLDER: ids_tensor}, _OUTPUT, output_node,
+                      f"{output_node}_sharded/")
 
 
 def rows_shape(variable_shape: Sequence[int]) -> Tuple[int, ...]:

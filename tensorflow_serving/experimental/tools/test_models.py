@@ -80,3 +80,27 @@ def tf1_graph(path: str, seed: int = 0, matmul_with_table: bool = False) -> str:
                                            signature_def_map={"serving_default": signature})
       builder.save()
   return path
+
+
+def tf1_encoder(path: str, seed: int = 0) -> str:
+  """SavedModelBuilder: y = relu(x W1) W2 + b, with the encoder x W1 under `encoder/`."""
+  rng = np.random.default_rng(seed)
+  graph = tf.Graph()
+  with graph.as_default():
+    x = _v1.placeholder(tf.float32, [None, 4], name="x")
+    with _v1.variable_scope("encoder"):
+      w1 = _v1.get_variable("w1", initializer=rng.standard_normal((4, 6), dtype=np.float32))
+      hidden = tf.matmul(x, w1, name="MatMul")
+    with _v1.variable_scope("head"):
+      w2 = _v1.get_variable("w2", initializer=rng.standard_normal((6, 2), dtype=np.float32))
+      b = _v1.get_variable("b", initializer=np.float32([0.5, -0.5]))
+      y = tf.matmul(tf.nn.relu(hidden), w2) + b
+    with _v1.Session(graph=graph) as session:
+      session.run(_v1.global_variables_initializer())
+      builder = _v1.saved_model.Builder(path)
+      signature = _v1.saved_model.signature_def_utils.predict_signature_def(
+          inputs={"x": x}, outputs={"y": y})
+      builder.add_meta_graph_and_variables(session, [tf.saved_model.SERVING],
+                                           signature_def_map={"serving_default": signature})
+      builder.save()
+  return path

@@ -1,8 +1,8 @@
 """Checks a split deployment against the original model on loopback model servers.
 
 One embedded model server per entry of --servers, on free loopback ports, serves
-the shards from the output directory and a master written for those ports (the
-real master's addresses are the production hosts). Every sample batch goes to the
+the shards (or the cut's sub-graph model) from the output directory and a master
+written for those ports (the real master's addresses are the production hosts). Every sample batch goes to the
 master over gRPC Predict and to the original model in this process; every output
 must match within the tolerance, else verification fails.
 """
@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import os
 import tempfile
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -53,11 +53,9 @@ class Comparison:
             f"{self.batch.description} / {self.output}: {self.detail}")
 
 
-def derived_batches(graph: serving_graph.ServingGraph, tables: Sequence[deployment.Table],
+def derived_batches(graph: serving_graph.ServingGraph, id_limit: int, num_shards: int,
                     seed: int = 0) -> List[Batch]:
-  """Sample inputs from the signatures: integer inputs are ids valid for every table."""
-  id_limit = min(t.variable.shape[0] for t in tables)
-  num_shards = len(tables[0].shards)
+  """Sample inputs from the signatures: integer inputs are ids in [0, id_limit)."""
   rng = np.random.default_rng(seed)
   batches = []
   for key in sorted(graph.signatures):
@@ -162,11 +160,24 @@ def predict(stub, model_name: str, batch: Batch) -> Dict[str, np.ndarray]:
   return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
 
+# Writes the master that calls server i at addresses[i] to a base path, at the plan's version.
+WriteMaster = Callable[[Sequence[str], str], None]
+
+
+def table_master_writer(plan: deployment.Plan, graph: serving_graph.ServingGraph,
+                        values: Mapping[str, np.ndarray]) -> WriteMaster:
+  def write(addresses: Sequence[str], base_path: str) -> None:
+    master_model.write(graph, plan.sharded_tables(addresses), values, base_path, plan.version)
+  return write
+
+
 @contextlib.contextmanager
-def serve_on_loopback(plan: deployment.Plan, graph: serving_graph.ServingGraph,
-                      values: Mapping[str, np.ndarray], work_dir: str,
-                      timeout_s: float = 300.0):
-  """Serves the plan's shards and a loopback master; yields the servers (server 0 first)."""
+def serve_on_loopback(plan, write_master: WriteMaster, work_dir: str, timeout_s: float = 300.0):
+  """Serves the plan's other models and a loopback master; yields the servers (0 first).
+
+  `plan` is a deployment.Plan or a cut.CutPlan: anything with `servers`,
+  `model_name` (the master) and `models_on(server)`.
+  """
   servers = [
       model_server_process.ModelServer(
           model_config_file=os.path.join(work_dir, f"server_{i}.config"), log_dir=work_dir,
@@ -174,7 +185,7 @@ def serve_on_loopback(plan: deployment.Plan, graph: serving_graph.ServingGraph,
   ]
   addresses = [s.grpc_address for s in servers]
   master_base = os.path.join(work_dir, plan.model_name)
-  master_model.write(graph, plan.sharded_tables(addresses), values, master_base, plan.version)
+  write_master(addresses, master_base)
   models = []
   for i, server in enumerate(servers):
     on_server = plan.models_on(i)
@@ -191,14 +202,13 @@ def serve_on_loopback(plan: deployment.Plan, graph: serving_graph.ServingGraph,
     yield servers
 
 
-def verify(plan: deployment.Plan, graph: serving_graph.ServingGraph,
-           original: original_model.OriginalModel, values: Mapping[str, np.ndarray],
+def verify(plan, write_master: WriteMaster, original: original_model.OriginalModel,
            batches: Sequence[Batch], tolerance: float = DEFAULT_TOLERANCE,
            work_dir: Optional[str] = None) -> List[Comparison]:
   """Runs every batch through the loopback deployment; raises VerificationError on a mismatch."""
   results: List[Comparison] = []
   with tempfile.TemporaryDirectory(prefix="shard_saved_model_verify.", dir=work_dir) as tmp:
-    with serve_on_loopback(plan, graph, values, tmp) as servers, \
+    with serve_on_loopback(plan, write_master, tmp) as servers, \
          grpc.insecure_channel(servers[0].grpc_address) as channel:
       stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
       for batch in batches:
