@@ -5,7 +5,7 @@ master's answers are compared with the original model's for ids in every shard,
 duplicates, an empty batch and out-of-range ids (which must fail on both).
 """
 
-import contextlib
+import dataclasses
 import os
 import tempfile
 
@@ -200,6 +200,32 @@ class Tf1GraphTest(_SplitTestBase):
   def test_out_of_range_ids_fail_like_the_original(self):
     self.assert_both_reject({"ids": np.array([0, test_models.USERS], np.int64)})
     self.assert_both_reject({"ids": np.array([-3], np.int64)})
+
+  def test_verification_fails_when_the_master_answers_differently(self):
+    # A master that routes ids by ranges to shards cut by modulo gets wrong rows.
+    wrong = dataclasses.replace(self.result.plan, partitioning="div")
+    batches = verification.derived_batches(self.result.graph, test_models.USERS, _NUM_SHARDS)
+    with self.assertRaisesRegex(verification.VerificationError,
+                                r"outputs of the split deployment differ from the original "
+                                r"model:\n(.|\n)*FAIL serving_default / random ids"):
+      verification.verify(self.result.plan, verification.table_master_writer(
+          wrong, self.result.graph, self.result.values), self.original, batches,
+                          work_dir=absltest.TEST_TMPDIR.value)
+
+  def test_sample_inputs_file(self):
+    path = self.create_tempfile(content='[{"inputs": {"ids": [3, 1, 3]}}, '
+                                '{"signature_name": "serving_default", "inputs": {"ids": []}}]')
+    batches = verification.read_batches(path.full_path, self.result.graph)
+    self.assertLen(batches, 2)
+    self.assertEqual(batches[0].inputs["ids"].dtype, np.int64)
+    self.assertEqual(batches[1].inputs["ids"].shape, (0,))
+    bad = self.create_tempfile(content='{"inputs": {"user": [1]}}')
+    with self.assertRaisesRegex(ValueError, r"has input 'user', which signature "
+                                            r"'serving_default' does not take \(it takes \['ids'\]\)"):
+      verification.read_batches(bad.full_path, self.result.graph)
+    broken = self.create_tempfile(content='[{"inputs": ')
+    with self.assertRaisesRegex(ValueError, "is not valid JSON"):
+      verification.read_batches(broken.full_path, self.result.graph)
 
   def test_existing_version_is_refused(self):
     with self.assertRaisesRegex(ValueError, "version 1 already exists .* pass a new --version"):
