@@ -17,6 +17,7 @@ A new version goes beside the old one (--version=K+1 into the same --output_dir)
 """
 
 import dataclasses
+import gc
 import os
 import sys
 from typing import Dict, List, Optional, Sequence
@@ -164,6 +165,8 @@ def split(o: Options, report=print) -> Result:
       for shard in table.shards:
         shard_model.write(original.value(table.variable, shard.rows),
                           plan.base_path(shard.model_name), o.version)
+        # The saved module is a reference cycle; free its rows before the next shard.
+        gc.collect()
         report(f"  {shard.model_name}/{o.version} on server {shard.server} "
                f"({plan.servers[shard.server]})")
     values = {v.node: original.value(v)

@@ -18,8 +18,10 @@ TF Serving forks without this package.
 """
 
 import contextlib
+import gc
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from typing import Dict, List
@@ -30,17 +32,20 @@ from absl import logging
 import grpc
 import keras
 import numpy as np
+import orjson
 import tensorflow as tf
 
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.experimental.example import model_server_process
-from tensorflow_serving.experimental.tools import shard_saved_model
 
 MODEL_NAME = "recommender"
 UNSPLIT_MODEL_NAME = "recommender_unsplit"
 USER_TABLE = "user_embedding/embeddings"
 ITEM_TABLE = "item_embedding/embeddings"
+_TOOL_PATH_IN_WORKSPACE = os.path.join("tensorflow_serving", "experimental", "tools",
+                                       "shard_saved_model")
+_TOOL_TIMEOUT_S = 3600.0
 
 
 def build_and_train(num_users: int, num_items: int, dim: int, train_steps: int,
@@ -100,6 +105,10 @@ def run(work_dir: str, num_users: int, num_items: int, dim: int, num_shards: int
   model = build_and_train(num_users, num_items, dim, train_steps)
   original_base = os.path.join(work_dir, "original")
   model.export(os.path.join(original_base, "1"), verbose=False)
+  # The tables live on in the servers; this process no longer needs them.
+  del model
+  keras.backend.clear_session()
+  gc.collect()
   table_mib = (num_users + num_items) * dim * 4 / 2**20
   report(f"trained and exported the two-tower model: user table {num_users} x {dim}, item "
          f"table {num_items} x {dim} ({table_mib:.1f} MiB of tables) in "
@@ -109,24 +118,36 @@ def run(work_dir: str, num_users: int, num_items: int, dim: int, num_shards: int
   addresses = [f"127.0.0.1:{p}" for p in ports[:num_servers]]
   output_dir = os.path.join(work_dir, "deploy")
   start = time.perf_counter()
-  result = shard_saved_model.split(shard_saved_model.Options(
-      input_dir=os.path.join(original_base, "1"), model_name=MODEL_NAME, output_dir=output_dir,
-      num_shards=num_shards, servers=addresses, tables=[USER_TABLE, ITEM_TABLE]),
-                                   report=lambda line: report(f"  shard_saved_model: {line}"))
+  # The tool runs as users run it: its own process, whose memory is gone when it ends.
+  command = [model_server_process.runfiles_path(_TOOL_PATH_IN_WORKSPACE),
+             f"--input_dir={os.path.join(original_base, '1')}", f"--model_name={MODEL_NAME}",
+             f"--output_dir={output_dir}", f"--num_shards={num_shards}",
+             f"--servers={','.join(addresses)}", f"--tables={USER_TABLE},{ITEM_TABLE}"]
+  tool = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        check=False, timeout=_TOOL_TIMEOUT_S)
+  for line in tool.stdout.splitlines():
+    report(f"  shard_saved_model: {line}")
+  if tool.returncode != 0:
+    raise RuntimeError(f"shard_saved_model failed with status {tool.returncode}:\n"
+                       + "\n".join(tool.stderr.splitlines()[-20:]))
   report(f"split and verified in {time.perf_counter() - start:.1f} s")
 
+  with open(os.path.join(output_dir, "manifest.json"), "rb") as f:
+    manifest = orjson.loads(f.read())
   held_mib: List[float] = [0.0] * num_servers
-  for table in result.plan.tables:
-    row_bytes = int(np.prod(table.variable.shape[1:])) * table.variable.dtype.size
-    for shard in table.shards:
-      rows = len(range(table.variable.shape[0])[shard.rows])
-      held_mib[shard.server] += rows * row_bytes / 2**20
+  models_on: List[List[str]] = [[] for _ in range(num_servers)]
+  models_on[0].append(MODEL_NAME)
+  for table in manifest["tables"]:
+    row_bytes = table["bytes"] / table["shape"][0]
+    for shard in table["shards"]:
+      held_mib[shard["server"]] += shard["rows"]["count"] * row_bytes / 2**20
+      models_on[shard["server"]].append(shard["model_name"])
 
   figures: Dict[str, float] = {}
   with contextlib.ExitStack() as stack:
     split_servers = [
         stack.enter_context(model_server_process.ModelServer(
-            model_config_file=result.plan.config_path(i), port=ports[i],
+            model_config_file=os.path.join(output_dir, f"server_{i}.config"), port=ports[i],
             rest_api_port=ports[num_servers + i], log_dir=work_dir, label=f"split_server_{i}"))
         for i in range(num_servers)
     ]
@@ -134,7 +155,7 @@ def run(work_dir: str, num_users: int, num_items: int, dim: int, num_shards: int
         model_name=UNSPLIT_MODEL_NAME, model_base_path=original_base, log_dir=work_dir,
         label="unsplit_server"))
     for i, server in enumerate(split_servers):
-      server.wait_until_available(sorted(result.plan.models_on(i)))
+      server.wait_until_available(sorted(models_on[i]))
     unsplit.wait_until_available([UNSPLIT_MODEL_NAME])
     report(f"serving: split on {', '.join(addresses)}; unsplit on {unsplit.grpc_address}")
 
