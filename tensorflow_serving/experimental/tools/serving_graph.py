@@ -92,12 +92,6 @@ class ServingGraph:
   init_op: Optional[str]
   variables: Dict[str, Variable]
 
-  def node(self, name: str):
-    for node in self.graph_def.node:
-      if node.name == name:
-        return node
-    raise KeyError(name)
-
 
 def _meta_graph(saved_model_dir: str, tags: Sequence[str]) -> meta_graph_pb2.MetaGraphDef:
   saved_model = loader_impl.parse_saved_model(saved_model_dir)

@@ -18,7 +18,7 @@ TF Serving forks without this package.
 """
 
 import contextlib
-import gc
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -71,6 +71,13 @@ def build_and_train(num_users: int, num_items: int, dim: int, train_steps: int,
   return model
 
 
+def train_and_export(path: str, num_users: int, num_items: int, dim: int,
+                     train_steps: int) -> None:
+  logging.set_verbosity(logging.WARNING)
+  tf.get_logger().setLevel("ERROR")
+  build_and_train(num_users, num_items, dim, train_steps).export(path, verbose=False)
+
+
 def _rss_mib(pid: int) -> float:
   with open(f"/proc/{pid}/status") as f:
     for line in f:
@@ -102,13 +109,15 @@ def run(work_dir: str, num_users: int, num_items: int, dim: int, num_shards: int
         report=print) -> Dict[str, float]:
   """Runs every step; returns the figures it printed."""
   start = time.perf_counter()
-  model = build_and_train(num_users, num_items, dim, train_steps)
   original_base = os.path.join(work_dir, "original")
-  model.export(os.path.join(original_base, "1"), verbose=False)
-  # The tables live on in the servers; this process no longer needs them.
-  del model
-  keras.backend.clear_session()
-  gc.collect()
+  # Training keeps gigabytes that Keras does not give back; a child process does.
+  child = multiprocessing.get_context("spawn").Process(
+      target=train_and_export,
+      args=(os.path.join(original_base, "1"), num_users, num_items, dim, train_steps))
+  child.start()
+  child.join()
+  if child.exitcode != 0:
+    raise RuntimeError(f"training and exporting the model failed (exit status {child.exitcode})")
   table_mib = (num_users + num_items) * dim * 4 / 2**20
   report(f"trained and exported the two-tower model: user table {num_users} x {dim}, item "
          f"table {num_items} x {dim} ({table_mib:.1f} MiB of tables) in "
