@@ -125,12 +125,17 @@ def server_config(models: Mapping[str, Tuple[str, Iterable[int]]]
   return config
 
 
-def write_config(path: str, config: model_server_config_pb2.ModelServerConfig) -> str:
+def _replace_file(path: str, data: bytes) -> str:
+  """Writes `path` whole or not at all: a server or a rollout never reads half a file."""
   staging = path + ".tmp"
-  with open(staging, "w") as f:
-    f.write(text_format.MessageToString(config))
+  with open(staging, "wb") as f:
+    f.write(data)
   os.replace(staging, path)
   return path
+
+
+def write_config(path: str, config: model_server_config_pb2.ModelServerConfig) -> str:
+  return _replace_file(path, text_format.MessageToString(config).encode())
 
 
 def write_configs(plan_) -> List[str]:
@@ -189,8 +194,4 @@ def write_manifest(output_dir: str, content: Mapping) -> str:
     previous = old.pop("previous_versions", [])
     content["previous_versions"] = [p for p in previous + [old]
                                     if p["version"] != content["version"]]
-  staging = path + ".tmp"
-  with open(staging, "wb") as f:
-    f.write(orjson.dumps(content, option=orjson.OPT_INDENT_2))
-  os.replace(staging, path)
-  return path
+  return _replace_file(path, orjson.dumps(content, option=orjson.OPT_INDENT_2))
