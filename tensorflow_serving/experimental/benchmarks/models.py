@@ -10,11 +10,11 @@ Every model's `serving_default` signature takes float32 `x` and returns `y`.
 
 import os
 import shutil
-import tempfile
 from typing import Dict
 
 import tensorflow as tf
 
+from tensorflow_serving.experimental.example import staged_version
 from tensorflow_serving.servables.tensorflow.testdata import saved_model_half_plus_two
 
 INPUT = "x"
@@ -37,17 +37,11 @@ class _Identity(tf.Module):
 
 def export_identity(base_path: str) -> str:
   """Writes the identity model to BASE_PATH/1, atomically; returns that path."""
-  os.makedirs(base_path, exist_ok=True)
-  final_dir = os.path.join(base_path, str(_IDENTITY_VERSION))
-  staging = tempfile.mkdtemp(prefix=".staging-", dir=base_path)
-  try:
-    module = _Identity()
-    tf.saved_model.save(module, staging, signatures={
+  module = _Identity()
+  with staged_version.staged_version_dir(base_path, _IDENTITY_VERSION) as path:
+    tf.saved_model.save(module, path, signatures={
         tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: module.serve})
-    os.rename(staging, final_dir)
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
-  return final_dir
+  return os.path.join(base_path, str(_IDENTITY_VERSION))
 
 
 def export_all(work_dir: str, fan_out_models: int) -> Dict[str, str]:

@@ -17,13 +17,12 @@ op library; //tensorflow_serving/model_servers:tensorflow_model_server does.
 """
 
 import os
-import shutil
-import tempfile
 
 from absl import app
 from absl import flags
 import tensorflow as tf
 
+from tensorflow_serving.experimental.example import staged_version
 from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops import remote_predict_ops
 
 DEFAULT_OUTPUT_DIR = "/tmp/half_plus_two_with_rpop"
@@ -78,20 +77,12 @@ def export(output_dir: str,
                      "e.g. half_plus_two")
   if version < 0:
     raise ValueError(f"version must be >= 0, got {version}")
-  os.makedirs(output_dir, exist_ok=True)
-  final_dir = os.path.join(output_dir, str(version))
-  if os.path.exists(final_dir):
-    raise FileExistsError(f"{final_dir} already exists: remove it or export another version")
   module = _HalfPlusTwoWithRpop(target_address, remote_model_name, remote_model_version,
                                 max_rpc_deadline_millis, signature_name)
-  staging = tempfile.mkdtemp(prefix=".staging-", dir=output_dir)
-  try:
-    tf.saved_model.save(module, staging,
+  with staged_version.staged_version_dir(output_dir, version) as path:
+    tf.saved_model.save(module, path,
                         signatures={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: module.serve})
-    os.rename(staging, final_dir)
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
-  return final_dir
+  return os.path.join(output_dir, str(version))
 
 
 def _define_flags() -> None:

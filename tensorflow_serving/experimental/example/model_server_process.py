@@ -176,6 +176,11 @@ class ModelServer:
   def rest_url(self) -> str:
     return f"http://127.0.0.1:{self.rest_api_port}"
 
+  @property
+  def pid(self) -> Optional[int]:
+    """The server's process id while it runs (e.g. to read its memory use)."""
+    return self._process.pid if self._process is not None else None
+
   def command(self) -> List[str]:
     return model_server_command() + [
         f"--port={self.port}",

@@ -38,6 +38,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.experimental.example import model_server_process
+from tensorflow_serving.experimental.example import staged_version
 from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops import remote_predict_ops
 
 IDS = "ids"
@@ -108,16 +109,10 @@ class _Master(tf.Module):
 
 def _save(module: tf.Module, base_path: str) -> str:
   """Saves `module.lookup` as serving_default under BASE_PATH/<VERSION>, atomically."""
-  os.makedirs(base_path, exist_ok=True)
-  final_dir = os.path.join(base_path, str(VERSION))
-  staging = tempfile.mkdtemp(prefix=".staging-", dir=base_path)
-  try:
-    tf.saved_model.save(module, staging, signatures={
+  with staged_version.staged_version_dir(base_path, VERSION) as path:
+    tf.saved_model.save(module, path, signatures={
         tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: module.lookup})
-    os.rename(staging, final_dir)
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
-  return final_dir
+  return os.path.join(base_path, str(VERSION))
 
 
 def export_shard(table: np.ndarray, shard: int, num_shards: int, base_path: str) -> str:

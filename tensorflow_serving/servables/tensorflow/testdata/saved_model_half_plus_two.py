@@ -25,12 +25,13 @@ sees a half-written version.
 """
 
 import os
-import shutil
 import tempfile
 
 from absl import app
 from absl import flags
 import tensorflow as tf
+
+from tensorflow_serving.experimental.example import staged_version
 
 ASSET_FILENAME = "foo.txt"
 ASSET_CONTENTS = "asset-file-contents"
@@ -92,16 +93,13 @@ def _build_graph(asset_path):
 
 def export(output_dir: str, version: int = 123, as_text: bool = False) -> str:
   """Writes the model to OUTPUT_DIR/<version, 8 digits>; returns that path."""
-  os.makedirs(output_dir, exist_ok=True)
-  final_dir = os.path.join(output_dir, "%08d" % version)
-  if os.path.exists(final_dir):
-    raise FileExistsError(f"{final_dir} already exists; remove it or export another --version")
-  staging = tempfile.mkdtemp(prefix=".staging-", dir=output_dir)
-  try:
-    asset_path = os.path.join(staging, ASSET_FILENAME)
+  version_name = "%08d" % version
+  with staged_version.staged_version_dir(output_dir, version_name) as export_dir, \
+       tempfile.TemporaryDirectory() as asset_dir:
+    # The builder copies the asset into the model's assets/.
+    asset_path = os.path.join(asset_dir, ASSET_FILENAME)
     with open(asset_path, "w") as f:
       f.write(ASSET_CONTENTS)
-    export_dir = os.path.join(staging, "model")
     graph = tf.Graph()
     with graph.as_default():
       signatures = _build_graph(asset_path)
@@ -114,10 +112,7 @@ def export(output_dir: str, version: int = 123, as_text: bool = False) -> str:
             assets_collection=_v1.get_collection(_v1.GraphKeys.ASSET_FILEPATHS),
             strip_default_attrs=True)
         builder.save(as_text=as_text)
-    os.rename(export_dir, final_dir)
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
-  return final_dir
+  return os.path.join(output_dir, version_name)
 
 
 def _define_flags() -> None:
