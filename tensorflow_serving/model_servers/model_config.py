@@ -21,8 +21,7 @@ from tensorflow_serving.model_servers import server_flags
 TENSORFLOW_PLATFORM = "tensorflow"
 
 
-class ConfigError(ValueError):
-  """A configuration file or flag value the server cannot use."""
+ConfigError = server_flags.ConfigError
 
 
 def _read_text_proto(path: str, message, what: str):
@@ -34,9 +33,22 @@ def _read_text_proto(path: str, message, what: str):
   try:
     text_format.Parse(text, message)
   except text_format.ParseError as e:
-    raise ConfigError(f"{what} file '{path}' is not a valid ASCII "
-                      f"{message.DESCRIPTOR.name} protobuf: {e}") from e
+    raise ConfigError(f"{what} file '{path}' is not a valid ASCII {message.DESCRIPTOR.name}: "
+                      f"{text_format_error(message, e)}") from e
   return message
+
+
+def text_format_error(message, error: text_format.ParseError) -> str:
+  """protobuf's own wording of a text-format error, which scripts search logs for."""
+  detail = str(error)
+  line, column = error.GetLine(), error.GetColumn()
+  if line is not None:
+    # ParseError's str() is "LINE:COLUMN : detail"; protobuf's C++ writes "LINE:COLUMN: ".
+    prefix = f"{line}:{column} : " if column is not None else f"{line} : "
+    if detail.startswith(prefix):
+      detail = detail[len(prefix):]
+    detail = f"{line}:{column or 0}: {detail}"
+  return f"Error parsing text-format {message.DESCRIPTOR.full_name}: {detail}"
 
 
 def single_model_config(model_name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
@@ -137,6 +149,8 @@ def session_config(options: server_flags.ServerOptions) -> config_pb2.ConfigProt
     config.intra_op_parallelism_threads = options.tensorflow_intra_op_parallelism
   if options.tensorflow_inter_op_parallelism > 0:
     config.inter_op_parallelism_threads = options.tensorflow_inter_op_parallelism
+  if options.per_process_gpu_memory_fraction > 0:
+    config.gpu_options.per_process_gpu_memory_fraction = options.per_process_gpu_memory_fraction
   return config
 
 

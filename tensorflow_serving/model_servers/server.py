@@ -1,8 +1,11 @@
 """The model server: models, gRPC and REST front ends, monitoring and TLS, assembled.
 
 `ModelServer(options).start()` loads any --custom_op_library_paths, reads the config
-files, starts loading the models in the background, and opens the gRPC port (and the
-REST port if --rest_api_port is set); `stop()` drains and shuts everything down. The
+files, loads the configured models and only then opens the gRPC port (and the REST
+port if --rest_api_port is set), as TensorFlow Serving's server does: a client that
+finds the port open finds the models AVAILABLE. If a model's newest version cannot
+load (after --max_num_load_retries), start() raises StartError and nothing is served.
+`stop()` drains and shuts everything down. The
 Remote Predict Op's Python module is imported here so that `TfServingRemotePredict` is
 registered before any model loads: models whose graphs call other servers, or this
 one, load and run.
@@ -28,7 +31,9 @@ from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops im
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.model_servers import classify_regress_impl
 from tensorflow_serving.model_servers import grpc_services
+from tensorflow_serving.model_servers import health
 from tensorflow_serving.model_servers import http_rest_api
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config
@@ -43,6 +48,10 @@ from tensorflow_serving.model_servers import tls
 SHUTDOWN_GRACE_SECONDS = 30.0
 # sockaddr_un.sun_path holds 108 bytes, including the terminating NUL.
 _MAX_UNIX_SOCKET_PATH = 107
+
+
+class StartError(RuntimeError):
+  """The server cannot start serving, e.g. a configured model failed to load."""
 
 
 def load_custom_op_libraries(paths: List[str]) -> None:
@@ -72,6 +81,7 @@ class ModelServer:
     self._http_server: Optional[http_server.HttpServer] = None
     self._config_poll_thread: Optional[threading.Thread] = None
     self._file_config: Optional[model_server_config_pb2.ModelServerConfig] = None
+    self._health: Optional[health.HealthService] = None
     self.metrics = monitoring.Metrics()
     self.manager: Optional[model_manager.ModelManager] = None
 
@@ -94,7 +104,8 @@ class ModelServer:
         metrics_path = prometheus.path
     credentials = tls.server_credentials(ssl_config) if ssl_config else None
     session_config = model_config.session_config(options)
-    tags = [t.strip() for t in options.saved_model_tags.split(",") if t.strip()]
+    tags = options.saved_model_tag_list()
+    classify_regress_impl.set_method_name_check(options.enable_signature_method_name_check)
 
     def load(name: str, version: int, path: str) -> servable.Servable:
       return servable.load(name, version, path, tags, session_config)
@@ -112,6 +123,7 @@ class ModelServer:
     self._file_config = config
     self.manager.start(config)
     try:
+      self._wait_for_initial_models(config)
       self._start_grpc(credentials)
       if options.rest_api_port:
         self._http_server = http_server.HttpServer(
@@ -131,6 +143,17 @@ class ModelServer:
           target=self._poll_config_file, name="model_config_poll", daemon=True)
       self._config_poll_thread.start()
 
+  def _wait_for_initial_models(self, config) -> None:
+    names = [m.name for m in config.model_config_list.config]
+    logging.info("Waiting for %d model(s) to load before serving: %s", len(names),
+                 ", ".join(names))
+    failures = self.manager.wait_for_initial_models(names, self._stop_requested.is_set)
+    if failures:
+      raise StartError(f"{len(failures)} model(s) did not become available: "
+                       f"{{{', '.join(failures)}}}")
+    if self._stop_requested.is_set():
+      raise StartError("stopped by a signal while the models were loading")
+
   def _start_grpc(self, credentials: Optional[grpc.ServerCredentials]) -> None:
     options = self._options
     channel_arguments = model_config.grpc_channel_arguments(options.grpc_channel_arguments)
@@ -145,10 +168,16 @@ class ModelServer:
                                               thread_name_prefix="grpc"),
         options=channel_arguments)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        grpc_services.PredictionServicer(self.manager, self.metrics), self._grpc_server)
+        grpc_services.PredictionServicer(
+            self.manager, self.metrics,
+            tensor_content=options.enable_serialization_as_tensor_content),
+        self._grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         grpc_services.ModelServicer(self.manager, self.metrics, self.reload_config),
         self._grpc_server)
+    if options.enable_grpc_healthcheck_service:
+      self._health = health.HealthService()
+      self._health.add_to_server(self._grpc_server)
     addresses = []
     if options.grpc_port:
       addresses.append(f"0.0.0.0:{options.grpc_port}")
@@ -167,6 +196,8 @@ class ModelServer:
       if not bound and not address.startswith("unix:"):
         raise OSError(f"cannot listen for gRPC on {address} (is the port in use?)")
     self._grpc_server.start()
+    if self._health is not None:
+      self._health.set_serving()
     logging.info("Running gRPC ModelServer at %s%s", ", ".join(addresses),
                  " with TLS" if credentials else "")
 
@@ -222,6 +253,8 @@ class ModelServer:
     self._stopped = True
     self._stop_requested.set()
     logging.info("Shutting down: draining in-flight requests")
+    if self._health is not None:
+      self._health.shut_down()
     grpc_done = (self._grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
                  if self._grpc_server is not None else None)
     if self._http_server is not None:

@@ -1,0 +1,364 @@
+"""Behaviours TensorFlow Serving's clients, models and scripts rely on, end to end.
+
+Real server processes driven by the tensorflow-serving-api stubs, grpc_health and curl:
+  - Predict replies in the typed fields (float_val, ...) by default and in
+    tensor_content with --enable_serialization_as_tensor_content;
+  - a TF2 SavedModel (tf.saved_model.save, several signatures), a Keras model and a
+    TF1 model serve Predict, Classify, Regress and MultiInference, the method-name check
+    being on only with --enable_signature_method_name_check;
+  - the ports open only once the models are AVAILABLE; a model that cannot load stops
+    the start-up; a malformed config is reported in protobuf's words;
+  - --enable_grpc_healthcheck_service, --grpc_channel_arguments, UNIX sockets, and a
+    config reload with --model_config_file_poll_wait_seconds=0.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
+import numpy as np
+import tensorflow as tf
+
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import inference_pb2
+from tensorflow_serving.apis import model_management_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import regression_pb2
+from tensorflow_serving.model_servers import model_server_test_util as util
+
+State = util.State
+CLASSIFY = "tensorflow/serving/classify"
+REGRESS = "tensorflow/serving/regress"
+
+
+def export_tf2_model(base_path: str, version: int = 1) -> str:
+  """A tf.saved_model.save export of y = 0.5 x + 2 with three signatures.
+
+  serving_default (x float [?, 1] -> y), classify_x_to_y (serialized Examples ->
+  scores) and regress_x_to_y (serialized Examples -> outputs); tf.saved_model.save
+  declares all three tensorflow/serving/predict, as every TF2 export does.
+  """
+  features = {"x": tf.io.FixedLenFeature([1], tf.float32)}
+
+  class HalfPlusTwo(tf.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.a = tf.Variable(0.5)
+      self.b = tf.Variable(2.0)
+
+    def _y(self, x):
+      return self.a * x + self.b
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32)])
+    def predict(self, x):
+      return {"y": self._y(x)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def classify(self, inputs):
+      return {"scores": self._y(tf.io.parse_example(inputs, features)["x"])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def regress(self, inputs):
+      return {"outputs": tf.squeeze(self._y(tf.io.parse_example(inputs, features)["x"]), 1)}
+
+  module = HalfPlusTwo()
+  export_dir = os.path.join(base_path, str(version))
+  tf.saved_model.save(module, export_dir, signatures={
+      "serving_default": module.predict, "classify_x_to_y": module.classify,
+      "regress_x_to_y": module.regress})
+  return export_dir
+
+
+def export_keras_model(base_path: str, version: int = 1) -> str:
+  """A Keras model y = x + 1 exported for serving with Model.export.
+
+  Keras 3 models saved with tf.saved_model.save fail in TensorFlow Serving itself
+  ("Could not find variable ...", tensorflow/serving#2226); Model.export is the
+  documented way, and what is tested here.
+  """
+  model = tf.keras.Sequential([
+      tf.keras.layers.Input(shape=(1,), name="x", dtype="float32"),
+      tf.keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="ones"),
+  ])
+  export_dir = os.path.join(base_path, str(version))
+  model.export(export_dir, verbose=False)
+  return export_dir
+
+
+def _example(x: float) -> tf.train.Example:
+  return tf.train.Example(features=tf.train.Features(
+      feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))}))
+
+
+def _predict_request(model, alias, value, signature=""):
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name = model
+  request.model_spec.signature_name = signature
+  request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.array(value, np.float32)))
+  return request
+
+
+def _classify_request(model, signature, xs):
+  request = classification_pb2.ClassificationRequest()
+  request.model_spec.name = model
+  request.model_spec.signature_name = signature
+  request.input.example_list.examples.extend([_example(x) for x in xs])
+  return request
+
+
+def _wait_for_port(server: util.ServerProcess) -> grpc.Channel:
+  """The channel, as soon as the server answers on its gRPC port."""
+  channel = server.new_channel()
+  deadline = time.monotonic() + util.START_TIMEOUT_SECONDS
+  while True:
+    if server.process.poll() is not None:
+      raise server.fail(f"the model server exited with {server.process.returncode}")
+    try:
+      grpc.channel_ready_future(channel).result(timeout=0.5)
+      return channel
+    except grpc.FutureTimeoutError:
+      if time.monotonic() > deadline:
+        raise server.fail("the gRPC port did not open") from None
+
+
+def _run_to_exit(*args):
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+  result = subprocess.run(
+      [sys.executable, "-m", "tensorflow_serving.model_servers.main", *args],
+      capture_output=True, env=env, timeout=300, check=False)
+  return result.returncode, result.stdout.decode() + result.stderr.decode()
+
+
+class CompatTestBase(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp(prefix="compat_", dir=tf.compat.v1.test.get_temp_dir())
+    cls.half_plus_two = os.path.join(cls.root, "half_plus_two")
+    util.export_half_plus_two(cls.half_plus_two, 123)
+    cls.tf2 = os.path.join(cls.root, "tf2")
+    export_tf2_model(cls.tf2, 1)
+    cls.keras = os.path.join(cls.root, "keras")
+    export_keras_model(cls.keras, 1)
+
+
+class DefaultFlagsTest(CompatTestBase):
+  """One server with TensorFlow Serving's defaults plus the health service."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.config_path = util.write_config(os.path.join(cls.root, "models.config"), util.server_config(
+        util.model_config("half_plus_two", cls.half_plus_two),
+        util.model_config("tf2", cls.tf2),
+        util.model_config("keras", cls.keras)))
+    cls.socket_dir = tempfile.mkdtemp(prefix="tfms_", dir="/tmp")
+    cls.server = util.ServerProcess.start(cls.root, [
+        f"--model_config_file={cls.config_path}", "--model_config_file_poll_wait_seconds=0",
+        "--enable_grpc_healthcheck_service",
+        f"--grpc_socket_path={os.path.join(cls.socket_dir, 'grpc.sock')}"])
+    try:
+      cls.channel = _wait_for_port(cls.server)
+      # The first answer on the port: every model is already AVAILABLE.
+      cls.first_states = {
+          name: util.ServerProcess.version_states_on(cls.channel, name)
+          for name in ("half_plus_two", "tf2", "keras")}
+      _, cls.first_rest_status = util.curl("GET", cls.server.rest_url + "/v1/models/tf2")
+    except BaseException:
+      cls.server.stop()
+      raise
+    cls.predictions = prediction_service_pb2_grpc.PredictionServiceStub(cls.channel)
+
+  @classmethod
+  def tearDownClass(cls):
+    cls.channel.close()
+    code = cls.server.stop()
+    shutil.rmtree(cls.socket_dir, ignore_errors=True)
+    super().tearDownClass()
+    if code != 0:
+      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
+
+  def test_models_are_available_when_the_port_opens(self):
+    self.assertEqual(self.first_states, {"half_plus_two": {123: State.AVAILABLE},
+                                         "tf2": {1: State.AVAILABLE},
+                                         "keras": {1: State.AVAILABLE}})
+    self.assertIn('"state": "AVAILABLE"', self.first_rest_status)
+
+  def test_predict_answers_in_float_val(self):
+    response = self.predictions.Predict(
+        _predict_request("half_plus_two", "x", [1.0, 2.0, 5.0]), timeout=30)
+    y = response.outputs["y"]
+    self.assertEqual(list(y.float_val), [2.5, 3.0, 4.5])
+    self.assertEmpty(y.tensor_content)
+    # What a client printing the reply (upstream's example clients) shows.
+    self.assertIn("float_val: 2.5", str(response))
+
+  def test_tf2_model_with_several_signatures(self):
+    response = self.predictions.Predict(_predict_request("tf2", "x", [[4.0], [6.0]]), timeout=30)
+    self.assertEqual(list(response.outputs["y"].float_val), [4.0, 5.0])
+    self.assertEqual(response.model_spec.signature_name, "serving_default")
+
+    response = self.predictions.Classify(_classify_request("tf2", "classify_x_to_y", [2.0, 4.0]),
+                                         timeout=30)
+    self.assertEqual([[c.score for c in cs.classes] for cs in response.result.classifications],
+                     [[3.0], [4.0]])
+
+    request = regression_pb2.RegressionRequest()
+    request.model_spec.name = "tf2"
+    request.model_spec.signature_name = "regress_x_to_y"
+    request.input.example_list.examples.extend([_example(2.0), _example(8.0)])
+    response = self.predictions.Regress(request, timeout=30)
+    self.assertEqual([r.value for r in response.result.regressions], [3.0, 6.0])
+    self.assertEqual(response.model_spec.version.value, 1)
+
+    # Each tf.function signature has its own input placeholder, and MultiInference
+    # (in TensorFlow Serving too) runs only signatures that share their input tensor.
+    request = inference_pb2.MultiInferenceRequest()
+    task = request.tasks.add(method_name=REGRESS)
+    task.model_spec.name = "tf2"
+    task.model_spec.signature_name = "regress_x_to_y"
+    request.input.example_list.examples.add().CopyFrom(_example(2.0))
+    response = self.predictions.MultiInference(request, timeout=30)
+    self.assertEqual(response.results[0].regression_result.regressions[0].value, 3.0)
+    task = request.tasks.add(method_name=CLASSIFY)
+    task.model_spec.name = "tf2"
+    task.model_spec.signature_name = "classify_x_to_y"
+    with self.assertRaises(grpc.RpcError) as raised:
+      self.predictions.MultiInference(request, timeout=30)
+    self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+    self.assertIn("Input tensor must be the same for all Signatures", raised.exception.details())
+
+  def test_tf1_model_classify(self):
+    response = self.predictions.Classify(
+        _classify_request("half_plus_two", "classify_x_to_y", [2.0]), timeout=30)
+    self.assertEqual(response.result.classifications[0].classes[0].score, 3.0)
+
+  def test_keras_model(self):
+    response = self.predictions.Predict(_predict_request("keras", "x", [[1.0], [2.0]]),
+                                        timeout=30)
+    self.assertEqual(list(response.outputs["output_0"].float_val), [2.0, 3.0])
+    status, body = util.curl("POST", self.server.rest_url + "/v1/models/keras:predict",
+                             '{"instances": [[3.0]]}')
+    self.assertEqual((status, body), (200, '{"predictions": [[4.0]]}'))
+
+  def test_health_service(self):
+    stub = health_pb2_grpc.HealthStub(self.channel)
+    for service in ("", "ModelService", "PredictionService",
+                    "tensorflow.serving.ModelService", "tensorflow.serving.PredictionService"):
+      response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+      self.assertEqual(response.status, health_pb2.HealthCheckResponse.SERVING, service)
+    with self.assertRaises(grpc.RpcError) as raised:
+      stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+    self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+  def test_unix_socket(self):
+    with grpc.insecure_channel(f"unix:{self.socket_dir}/grpc.sock") as channel:
+      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+      response = stub.Predict(_predict_request("half_plus_two", "x", [4.0]), timeout=30)
+    self.assertEqual(list(response.outputs["y"].float_val), [4.0])
+
+  def test_zz_reload_with_zero_poll_period(self):
+    # Runs last (alphabetically): it changes the served models. With a poll period of
+    # 0 the file is read once; a HandleReloadConfigRequest still reconfigures.
+    util.write_config(self.config_path, util.server_config(
+        util.model_config("keras", self.keras)))
+    stub = model_service_pb2_grpc.ModelServiceStub(self.channel)
+    config = util.server_config(util.model_config("half_plus_two", self.half_plus_two),
+                                util.model_config("tf2", self.tf2),
+                                util.model_config("keras", self.keras),
+                                util.model_config("tf2_copy", self.tf2))
+    response = stub.HandleReloadConfigRequest(
+        model_management_pb2.ReloadConfigRequest(config=config), timeout=120)
+    self.assertEqual(response.status.error_code, 0)
+    self.assertEqual(self.server.version_states_on(self.channel, "tf2_copy"),
+                     {1: State.AVAILABLE})
+    response = self.predictions.Predict(
+        _predict_request("half_plus_two", "x", [2.0]), timeout=30)
+    self.assertEqual(list(response.outputs["y"].float_val), [3.0])
+
+
+class NonDefaultFlagsTest(CompatTestBase):
+  """tensor_content replies, the method-name check, gRPC channel arguments."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    config_path = util.write_config(os.path.join(cls.root, "models.config"), util.server_config(
+        util.model_config("half_plus_two", cls.half_plus_two),
+        util.model_config("tf2", cls.tf2)))
+    cls.server = util.ServerProcess.start(cls.root, [
+        f"--model_config_file={config_path}", "--enable_serialization_as_tensor_content",
+        "--enable_signature_method_name_check",
+        "--grpc_channel_arguments=grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb"],
+        rest=False)
+    try:
+      cls.server.wait_until_available("tf2")
+    except BaseException:
+      cls.server.stop()
+      raise
+    cls.predictions = prediction_service_pb2_grpc.PredictionServiceStub(cls.server.channel())
+
+  @classmethod
+  def tearDownClass(cls):
+    code = cls.server.stop()
+    super().tearDownClass()
+    if code != 0:
+      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
+
+  def test_predict_answers_in_tensor_content(self):
+    response = self.predictions.Predict(
+        _predict_request("half_plus_two", "x", [1.0, 2.0, 5.0]), timeout=30)
+    y = response.outputs["y"]
+    self.assertEmpty(y.float_val)
+    self.assertEqual(y.tensor_content, np.array([2.5, 3.0, 4.5], np.float32).tobytes())
+
+  def test_method_name_check_rejects_tf2_signatures(self):
+    with self.assertRaises(grpc.RpcError) as raised:
+      self.predictions.Classify(_classify_request("tf2", "classify_x_to_y", [2.0]), timeout=30)
+    self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+    self.assertIn("Expected classification signature method_name to be " + CLASSIFY,
+                  raised.exception.details())
+    # The TF1 export declares its method names and passes.
+    response = self.predictions.Classify(
+        _classify_request("half_plus_two", "classify_x_to_y", [2.0]), timeout=30)
+    self.assertEqual(response.result.classifications[0].classes[0].score, 3.0)
+
+
+class StartUpFailureTest(tf.test.TestCase):
+
+  def test_model_that_cannot_load_stops_the_start_up(self):
+    root = self.create_tempdir().full_path
+    util.write_broken_version(os.path.join(root, "broken"), 7)
+    port = util.pick_unused_ports(1)[0]
+    code, output = _run_to_exit(f"--port={port}", "--model_name=broken",
+                                f"--model_base_path={root}/broken", "--max_num_load_retries=0")
+    self.assertEqual(code, 255, output)
+    self.assertIn("Failed to start server. Error: 1 model(s) did not become available", output)
+    self.assertIn("{name: broken version: 7} due to error", output)
+    self.assertIn("saved_model.pb", output)
+
+  def test_malformed_config_is_reported_in_protobufs_words(self):
+    root = self.create_tempdir().full_path
+    path = os.path.join(root, "bad.config")
+    with open(path, "w") as f:
+      f.write("model_config_list { config { name: 'm' bogus: 1 } }")
+    code, output = _run_to_exit(f"--port={util.pick_unused_ports(1)[0]}",
+                                f"--model_config_file={path}")
+    self.assertEqual(code, 255, output)
+    self.assertIn("Error parsing text-format tensorflow.serving.ModelServerConfig: 1:", output)
+    self.assertIn('has no field named "bogus"', output)
+
+
+if __name__ == "__main__":
+  tf.test.main()
