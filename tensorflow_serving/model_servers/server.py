@@ -43,6 +43,7 @@ from tensorflow_serving.model_servers import servable
 from tensorflow_serving.model_servers import server_flags
 from tensorflow_serving.model_servers import serving_errors
 from tensorflow_serving.model_servers import tls
+from tensorflow_serving.model_servers import warmup
 
 # How long stop() lets in-flight requests finish.
 SHUTDOWN_GRACE_SECONDS = 30.0
@@ -108,7 +109,14 @@ class ModelServer:
     classify_regress_impl.set_method_name_check(options.enable_signature_method_name_check)
 
     def load(name: str, version: int, path: str) -> servable.Servable:
-      return servable.load(name, version, path, tags, session_config)
+      loaded = servable.load(name, version, path, tags, session_config)
+      if options.enable_model_warmup:
+        try:
+          warmup.replay(loaded, options.num_request_iterations_for_warmup)
+        except BaseException:
+          loaded.close()
+          raise
+      return loaded
 
     self.manager = model_manager.ModelManager(
         load,

@@ -8,6 +8,9 @@ Real server processes driven by the tensorflow-serving-api stubs, grpc_health an
     being on only with --enable_signature_method_name_check;
   - the ports open only once the models are AVAILABLE; a model that cannot load stops
     the start-up; a malformed config is reported in protobuf's words;
+  - warm-up records (assets.extra/tf_serving_warmup_requests) are replayed before a
+    version is AVAILABLE, --num_request_iterations_for_warmup times; a broken file fails
+    the load, naming the file and record;
   - --enable_grpc_healthcheck_service, --grpc_channel_arguments, UNIX sockets, and a
     config reload with --model_config_file_poll_wait_seconds=0.
 """
@@ -31,6 +34,7 @@ from tensorflow_serving.apis import inference_pb2
 from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 from tensorflow_serving.model_servers import model_server_test_util as util
@@ -95,6 +99,42 @@ def export_keras_model(base_path: str, version: int = 1) -> str:
   return export_dir
 
 
+def export_call_counter(base_path: str, warmup_records, version: int = 1) -> str:
+  """A TF1 model whose output `calls` counts the runs of its signature, this one included.
+
+  `warmup_records` (PredictionLog protos, or raw bytes for a corrupt record) are written
+  to assets.extra/tf_serving_warmup_requests.
+  """
+  v1 = tf.compat.v1
+  export_dir = os.path.join(base_path, str(version))
+  graph = tf.Graph()
+  with graph.as_default():
+    x = v1.placeholder(tf.float32, [None], name="x")
+    counter = v1.get_variable("calls", initializer=0.0, use_resource=True)
+    with tf.control_dependencies([x]):
+      calls = tf.identity(counter.assign_add(1.0), name="calls")
+    with v1.Session(graph=graph) as session:
+      session.run(v1.global_variables_initializer())
+      builder = v1.saved_model.Builder(export_dir)
+      builder.add_meta_graph_and_variables(
+          session, [tf.saved_model.SERVING],
+          signature_def_map={"serving_default": v1.saved_model.predict_signature_def(
+              inputs={"x": x}, outputs={"calls": calls})})
+      builder.save()
+  extra = os.path.join(export_dir, "assets.extra")
+  os.makedirs(extra)
+  with tf.io.TFRecordWriter(os.path.join(extra, "tf_serving_warmup_requests")) as writer:
+    for record in warmup_records:
+      writer.write(record if isinstance(record, bytes) else record.SerializeToString())
+  return export_dir
+
+
+def warmup_predict(model: str, alias: str = "x"):
+  log = prediction_log_pb2.PredictionLog()
+  log.predict_log.request.CopyFrom(_predict_request(model, alias, [1.0]))
+  return log
+
+
 def _example(x: float) -> tf.train.Example:
   return tf.train.Example(features=tf.train.Features(
       feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))}))
@@ -151,6 +191,8 @@ class CompatTestBase(tf.test.TestCase):
     export_tf2_model(cls.tf2, 1)
     cls.keras = os.path.join(cls.root, "keras")
     export_keras_model(cls.keras, 1)
+    cls.counter = os.path.join(cls.root, "counter")
+    export_call_counter(cls.counter, [warmup_predict("counter"), warmup_predict("counter")])
 
 
 class DefaultFlagsTest(CompatTestBase):
@@ -162,7 +204,8 @@ class DefaultFlagsTest(CompatTestBase):
     cls.config_path = util.write_config(os.path.join(cls.root, "models.config"), util.server_config(
         util.model_config("half_plus_two", cls.half_plus_two),
         util.model_config("tf2", cls.tf2),
-        util.model_config("keras", cls.keras)))
+        util.model_config("keras", cls.keras),
+        util.model_config("counter", cls.counter)))
     cls.socket_dir = tempfile.mkdtemp(prefix="tfms_", dir="/tmp")
     cls.server = util.ServerProcess.start(cls.root, [
         f"--model_config_file={cls.config_path}", "--model_config_file_poll_wait_seconds=0",
@@ -239,6 +282,10 @@ class DefaultFlagsTest(CompatTestBase):
     self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
     self.assertIn("Input tensor must be the same for all Signatures", raised.exception.details())
 
+  def test_warmup_records_were_replayed_once_each(self):
+    response = self.predictions.Predict(_predict_request("counter", "x", [5.0]), timeout=30)
+    self.assertEqual(list(response.outputs["calls"].float_val), [3.0])
+
   def test_tf1_model_classify(self):
     response = self.predictions.Classify(
         _classify_request("half_plus_two", "classify_x_to_y", [2.0]), timeout=30)
@@ -296,14 +343,17 @@ class NonDefaultFlagsTest(CompatTestBase):
     super().setUpClass()
     config_path = util.write_config(os.path.join(cls.root, "models.config"), util.server_config(
         util.model_config("half_plus_two", cls.half_plus_two),
-        util.model_config("tf2", cls.tf2)))
+        util.model_config("tf2", cls.tf2),
+        util.model_config("counter", cls.counter)))
     cls.server = util.ServerProcess.start(cls.root, [
         f"--model_config_file={config_path}", "--enable_serialization_as_tensor_content",
+        "--num_request_iterations_for_warmup=3",
         "--enable_signature_method_name_check",
         "--grpc_channel_arguments=grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb"],
         rest=False)
     try:
       cls.server.wait_until_available("tf2")
+      cls.server.wait_until_available("counter")
     except BaseException:
       cls.server.stop()
       raise
@@ -322,6 +372,10 @@ class NonDefaultFlagsTest(CompatTestBase):
     y = response.outputs["y"]
     self.assertEmpty(y.float_val)
     self.assertEqual(y.tensor_content, np.array([2.5, 3.0, 4.5], np.float32).tobytes())
+
+  def test_warmup_records_were_replayed_num_request_iterations_times(self):
+    response = self.predictions.Predict(_predict_request("counter", "x", [5.0]), timeout=30)
+    self.assertEqual(np.frombuffer(response.outputs["calls"].tensor_content, np.float32), [7.0])
 
   def test_method_name_check_rejects_tf2_signatures(self):
     with self.assertRaises(grpc.RpcError) as raised:
@@ -347,6 +401,24 @@ class StartUpFailureTest(tf.test.TestCase):
     self.assertIn("Failed to start server. Error: 1 model(s) did not become available", output)
     self.assertIn("{name: broken version: 7} due to error", output)
     self.assertIn("saved_model.pb", output)
+
+  def test_broken_warmup_file_fails_the_load_naming_file_and_record(self):
+    root = self.create_tempdir().full_path
+    export_call_counter(os.path.join(root, "bad_request"),
+                        [warmup_predict("bad_request"), warmup_predict("bad_request", "nope")])
+    export_call_counter(os.path.join(root, "corrupt"), [b"not a PredictionLog"])
+    # A TFRecord whose framing is broken: the length's checksum does not match.
+    path = os.path.join(root, "corrupt", "1", "assets.extra", "tf_serving_warmup_requests")
+    with open(path, "r+b") as f:
+      f.write(b"\xff")
+    for name, fragment in [("bad_request", "record 2 failed: Request inputs do not match"),
+                           ("corrupt", "cannot read record 1")]:
+      code, output = _run_to_exit(f"--port={util.pick_unused_ports(1)[0]}",
+                                  f"--model_name={name}", f"--model_base_path={root}/{name}",
+                                  "--max_num_load_retries=0")
+      self.assertEqual(code, 255, output)
+      self.assertIn(f"warm-up file {root}/{name}/1/assets.extra/tf_serving_warmup_requests: "
+                    f"{fragment}", output)
 
   def test_malformed_config_is_reported_in_protobufs_words(self):
     root = self.create_tempdir().full_path
