@@ -24,7 +24,8 @@ TENSORFLOW_PLATFORM = "tensorflow"
 ConfigError = server_flags.ConfigError
 
 
-def _read_text_proto(path: str, message, what: str):
+def read_text_proto(path: str, message, what: str):
+  """Parses an ASCII protobuf file into `message`; raises ConfigError naming it."""
   try:
     with open(path, "r", encoding="utf-8") as f:
       text = f.read()
@@ -61,7 +62,7 @@ def single_model_config(model_name: str, base_path: str) -> model_server_config_
 
 
 def read_model_server_config(path: str) -> model_server_config_pb2.ModelServerConfig:
-  config = _read_text_proto(path, model_server_config_pb2.ModelServerConfig(),
+  config = read_text_proto(path, model_server_config_pb2.ModelServerConfig(),
                             "--model_config_file")
   try:
     validate_model_server_config(config)
@@ -114,7 +115,7 @@ def validate_model_server_config(config: model_server_config_pb2.ModelServerConf
 
 
 def read_ssl_config(path: str):
-  config = _read_text_proto(path, config_protos.SSLConfig(), "--ssl_config_file")
+  config = read_text_proto(path, config_protos.SSLConfig(), "--ssl_config_file")
   if not config.server_key or not config.server_cert:
     raise ConfigError(f"--ssl_config_file '{path}' must set both server_key and server_cert "
                       "(PEM contents, not file names)")
@@ -125,7 +126,7 @@ def read_ssl_config(path: str):
 
 
 def read_monitoring_config(path: str):
-  config = _read_text_proto(path, config_protos.MonitoringConfig(), "--monitoring_config_file")
+  config = read_text_proto(path, config_protos.MonitoringConfig(), "--monitoring_config_file")
   prometheus = config.prometheus_config
   if prometheus.enable:
     if not prometheus.path:
@@ -140,7 +141,7 @@ def session_config(options: server_flags.ServerOptions) -> config_pb2.ConfigProt
   """The ConfigProto every model's session is created with."""
   config = config_pb2.ConfigProto()
   if options.tensorflow_session_config_file:
-    _read_text_proto(options.tensorflow_session_config_file, config,
+    read_text_proto(options.tensorflow_session_config_file, config,
                      "--tensorflow_session_config_file")
   if options.tensorflow_session_parallelism > 0:
     config.intra_op_parallelism_threads = options.tensorflow_session_parallelism

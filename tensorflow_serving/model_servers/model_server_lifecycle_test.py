@@ -81,8 +81,9 @@ class ServerLifecycleTest(tf.test.TestCase):
     cases = [
         ([base, f"--rest_api_port={taken_port}"], f"cannot listen for HTTP/REST on port {taken_port}"),
         ([base, f"--port={taken_port}"], f"cannot listen for gRPC on 0.0.0.0:{taken_port}"),
-        (["--enable_batching", base],
-         "--enable_batching=True: this TensorFlow Serving flag is accepted only at its default"),
+        (["--mixed_precision=bfloat16", base],
+         "--mixed_precision=bfloat16: this TensorFlow Serving flag is accepted only at its "
+         "default"),
         ([f"--model_config_file={self.root}/absent.config"], "cannot read --model_config_file"),
         ([base, "--custom_op_library_paths=/no/such/ops.so"], "'/no/such/ops.so' is not a file"),
         ([base, f"--port={port}", f"--rest_api_port={port}"], "equals --port"),

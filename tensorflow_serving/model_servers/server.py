@@ -31,7 +31,9 @@ from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops im
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.model_servers import batching
 from tensorflow_serving.model_servers import classify_regress_impl
+from tensorflow_serving.model_servers import config_protos
 from tensorflow_serving.model_servers import grpc_services
 from tensorflow_serving.model_servers import health
 from tensorflow_serving.model_servers import http_rest_api
@@ -83,6 +85,7 @@ class ModelServer:
     self._config_poll_thread: Optional[threading.Thread] = None
     self._file_config: Optional[model_server_config_pb2.ModelServerConfig] = None
     self._health: Optional[health.HealthService] = None
+    self._batch_scheduler: Optional[batching.BatchScheduler] = None
     self.metrics = monitoring.Metrics()
     self.manager: Optional[model_manager.ModelManager] = None
 
@@ -108,8 +111,21 @@ class ModelServer:
     tags = options.saved_model_tag_list()
     classify_regress_impl.set_method_name_check(options.enable_signature_method_name_check)
 
+    batch_options = self._start_batching()
+
     def load(name: str, version: int, path: str) -> servable.Servable:
       loaded = servable.load(name, version, path, tags, session_config)
+      if self._batch_scheduler is not None:
+        try:
+          queue_options = batching.options_for_version(
+              batch_options, options.enable_per_model_batching_parameters, path)
+        except BaseException:
+          loaded.close()
+          raise
+        if queue_options is not None:
+          label = f"model {name} version {version}"
+          batching.log_enabled(label, queue_options)
+          loaded.batcher = batching.ServableBatcher(self._batch_scheduler, queue_options, label)
       if options.enable_model_warmup:
         try:
           warmup.replay(loaded, options.num_request_iterations_for_warmup)
@@ -150,6 +166,22 @@ class ModelServer:
       self._config_poll_thread = threading.Thread(
           target=self._poll_config_file, name="model_config_poll", daemon=True)
       self._config_poll_thread.start()
+
+  def _start_batching(self) -> Optional[batching.QueueOptions]:
+    """--enable_batching: the shared batch threads and the global queue options."""
+    options = self._options
+    if not options.enable_batching:
+      return None
+    parameters = config_protos.BatchingParameters()
+    if options.batching_parameters_file:
+      parameters = batching.read_parameters(options.batching_parameters_file,
+                                            "--batching_parameters_file")
+    global_options = batching.queue_options(
+        parameters, options.batching_parameters_file or "default BatchingParameters")
+    threads = (parameters.num_batch_threads.value if parameters.HasField("num_batch_threads")
+               else os.cpu_count() or 1)
+    self._batch_scheduler = batching.BatchScheduler(threads)
+    return global_options
 
   def _wait_for_initial_models(self, config) -> None:
     names = [m.name for m in config.model_config_list.config]
@@ -273,4 +305,6 @@ class ModelServer:
       self._config_poll_thread.join()
     if self.manager is not None:
       self.manager.stop()
+    if self._batch_scheduler is not None:
+      self._batch_scheduler.stop()
     logging.info("Server stopped")

@@ -123,14 +123,16 @@ class ServerOptions:
   enable_signature_method_name_check: bool = _flag(
       False, "Require Classify/Regress/MultiInference signatures to declare the classify/"
       "regress method name (TF2 exports declare predict).")
-  enable_batching: bool = _flag(False, "Batch concurrent requests.", support=DEFAULT_ONLY,
-                                note="request batching is not implemented")
-  batching_parameters_file: str = _flag("", "ASCII BatchingParameters file.",
-                                        support=DEFAULT_ONLY,
-                                        note="request batching is not implemented")
+  enable_batching: bool = _flag(
+      False, "Merge concurrent runs of the same model version and signature into one "
+      "session run.")
+  batching_parameters_file: str = _flag(
+      "", "ASCII BatchingParameters file for --enable_batching (TF Serving's defaults "
+      "otherwise).")
   enable_per_model_batching_parameters: bool = _flag(
-      False, "Read assets.extra/batching_params.pbtxt of each model.", support=DEFAULT_ONLY,
-      note="request batching is not implemented")
+      False, "With --enable_batching, read each version's batching_params.pbtxt instead of "
+      "--batching_parameters_file (only its num_batch_threads is shared); a version "
+      "without one is not batched.")
   # TensorFlow sessions
   tensorflow_session_parallelism: int = _flag(
       0, "Threads of each model's TensorFlow session (0: TensorFlow decides).")

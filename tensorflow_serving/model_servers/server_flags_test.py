@@ -90,7 +90,6 @@ class ServerFlagsTest(parameterized.TestCase):
     self.assertEqual(options.per_process_gpu_memory_fraction, 0.5)
 
   @parameterized.parameters(
-      ["--enable_batching"], ["--enable_batching=true"], ["--batching_parameters_file=/b.txt"],
       ["-platform_config_file", "/p"], ["--use_alts_credentials"], ["--mixed_precision=bfloat16"],
       ["--prefer_tflite_model"])
   def test_flags_this_server_cannot_honour_are_rejected_by_name(self, *args):
@@ -110,8 +109,9 @@ class ServerFlagsTest(parameterized.TestCase):
     by_name = {spec.name: spec for spec in server_flags.flag_specs()}
     self.assertEqual(by_name["port"].field, "grpc_port")
     self.assertEqual(by_name["port"].support, server_flags.SUPPORTED)
-    self.assertEqual(by_name["enable_batching"].support, server_flags.DEFAULT_ONLY)
-    self.assertTrue(by_name["enable_batching"].note)
+    self.assertEqual(by_name["enable_batching"].support, server_flags.SUPPORTED)
+    self.assertEqual(by_name["prefer_tflite_model"].support, server_flags.DEFAULT_ONLY)
+    self.assertTrue(by_name["prefer_tflite_model"].note)
     for spec in by_name.values():
       if spec.support != server_flags.SUPPORTED:
         self.assertTrue(spec.note, spec.name)

@@ -11,15 +11,19 @@ Real server processes driven by the tensorflow-serving-api stubs, grpc_health an
   - warm-up records (assets.extra/tf_serving_warmup_requests) are replayed before a
     version is AVAILABLE, --num_request_iterations_for_warmup times; a broken file fails
     the load, naming the file and record;
+  - --enable_batching merges concurrent requests into one session run (seen in a model
+    that counts its runs);
   - --enable_grpc_healthcheck_service, --grpc_channel_arguments, UNIX sockets, and a
     config reload with --model_config_file_poll_wait_seconds=0.
 """
 
+import concurrent.futures
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import grpc
@@ -99,11 +103,13 @@ def export_keras_model(base_path: str, version: int = 1) -> str:
   return export_dir
 
 
-def export_call_counter(base_path: str, warmup_records, version: int = 1) -> str:
+def export_call_counter(base_path: str, warmup_records, version: int = 1,
+                        per_row: bool = False) -> str:
   """A TF1 model whose output `calls` counts the runs of its signature, this one included.
 
   `warmup_records` (PredictionLog protos, or raw bytes for a corrupt record) are written
-  to assets.extra/tf_serving_warmup_requests.
+  to assets.extra/tf_serving_warmup_requests. With `per_row`, `calls` has one entry per
+  row of x (so that batched runs can be split back).
   """
   v1 = tf.compat.v1
   export_dir = os.path.join(base_path, str(version))
@@ -112,7 +118,8 @@ def export_call_counter(base_path: str, warmup_records, version: int = 1) -> str
     x = v1.placeholder(tf.float32, [None], name="x")
     counter = v1.get_variable("calls", initializer=0.0, use_resource=True)
     with tf.control_dependencies([x]):
-      calls = tf.identity(counter.assign_add(1.0), name="calls")
+      calls = counter.assign_add(1.0)
+    calls = tf.identity(tf.zeros_like(x) + calls if per_row else calls, name="calls")
     with v1.Session(graph=graph) as session:
       session.run(v1.global_variables_initializer())
       builder = v1.saved_model.Builder(export_dir)
@@ -389,6 +396,66 @@ class NonDefaultFlagsTest(CompatTestBase):
     self.assertEqual(response.result.classifications[0].classes[0].score, 3.0)
 
 
+class BatchingTest(CompatTestBase):
+  """--enable_batching with per-model parameters: concurrent requests share a run."""
+
+  ROWS = 4
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    batched = os.path.join(cls.root, "batched")
+    version_dir = export_call_counter(batched, [], per_row=True)
+    # Batches close when full: the timeout is longer than the test.
+    with open(os.path.join(version_dir, "batching_params.pbtxt"), "w") as f:
+      f.write(f"max_batch_size {{ value: {cls.ROWS} }} "
+              "batch_timeout_micros { value: 600000000 } max_enqueued_batches { value: 4 }")
+    global_parameters = os.path.join(cls.root, "batching.config")
+    with open(global_parameters, "w") as f:
+      f.write("num_batch_threads { value: 1 } max_batch_size { value: 1 }")
+    config_path = util.write_config(os.path.join(cls.root, "models.config"), util.server_config(
+        util.model_config("half_plus_two", cls.half_plus_two),
+        util.model_config("batched", batched)))
+    cls.server = util.ServerProcess.start(cls.root, [
+        f"--model_config_file={config_path}", "--enable_batching",
+        f"--batching_parameters_file={global_parameters}",
+        "--enable_per_model_batching_parameters", "--noenable_model_warmup"], rest=False)
+    try:
+      cls.server.wait_until_available("batched")
+    except BaseException:
+      cls.server.stop()
+      raise
+    cls.predictions = prediction_service_pb2_grpc.PredictionServiceStub(cls.server.channel())
+
+  @classmethod
+  def tearDownClass(cls):
+    code = cls.server.stop()
+    super().tearDownClass()
+    if code != 0:
+      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
+
+  def test_concurrent_requests_share_one_session_run(self):
+    barrier = threading.Barrier(self.ROWS)
+
+    def call(i):
+      barrier.wait()
+      return self.predictions.Predict(_predict_request("batched", "x", [float(i)]), timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(self.ROWS) as pool:
+      responses = list(pool.map(call, range(self.ROWS)))
+    # Every request saw the same run (the first) and got its own single row back.
+    self.assertEqual([list(r.outputs["calls"].float_val) for r in responses],
+                     [[1.0]] * self.ROWS)
+    self.assertEqual([[d.size for d in r.outputs["calls"].tensor_shape.dim] for r in responses],
+                     [[1]] * self.ROWS)
+
+  def test_models_without_parameters_are_not_batched(self):
+    # max_batch_size 1 in the global file would not matter: this model is not batched.
+    response = self.predictions.Predict(
+        _predict_request("half_plus_two", "x", [1.0, 2.0]), timeout=30)
+    self.assertEqual(list(response.outputs["y"].float_val), [2.5, 3.0])
+
+
 class StartUpFailureTest(tf.test.TestCase):
 
   def test_model_that_cannot_load_stops_the_start_up(self):
@@ -431,6 +498,9 @@ class StartUpFailureTest(tf.test.TestCase):
     self.assertIn("Error parsing text-format tensorflow.serving.ModelServerConfig: 1:", output)
     self.assertIn('has no field named "bogus"', output)
 
+
+# The base only exports the models; it has no tests of its own to run.
+del CompatTestBase
 
 if __name__ == "__main__":
   tf.test.main()
