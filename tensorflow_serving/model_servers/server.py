@@ -44,6 +44,7 @@ from tensorflow_serving.model_servers import monitoring
 from tensorflow_serving.model_servers import servable
 from tensorflow_serving.model_servers import server_flags
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tflite_servable
 from tensorflow_serving.model_servers import tls
 from tensorflow_serving.model_servers import warmup
 
@@ -114,7 +115,10 @@ class ModelServer:
     batch_options = self._start_batching()
 
     def load(name: str, version: int, path: str) -> servable.Servable:
-      loaded = servable.load(name, version, path, tags, session_config)
+      if options.prefer_tflite_model and tflite_servable.has_tflite_model(path):
+        loaded = tflite_servable.load(name, version, path, options.tflite_interpreter_count())
+      else:
+        loaded = servable.load(name, version, path, tags, session_config)
       if self._batch_scheduler is not None:
         try:
           queue_options = batching.options_for_version(

@@ -151,14 +151,11 @@ class ServerOptions:
       "", "ASCII ThreadPoolFactoryConfig file.", support=DEFAULT_ONLY,
       note="custom thread pool factories are C++ plug-ins")
   # TensorFlow Lite
-  prefer_tflite_model: bool = _flag(False, "Serve model.tflite instead of saved_model.pb.",
-                                    support=DEFAULT_ONLY, note="TF Lite serving is not "
-                                    "implemented")
-  num_tflite_pools: int = _flag(0, "TF Lite interpreter pools per model.", support=NO_EFFECT,
-                                note="used only with --prefer_tflite_model")
-  num_tflite_interpreters_per_pool: int = _flag(
-      1, "TF Lite interpreters per pool.", support=NO_EFFECT,
-      note="used only with --prefer_tflite_model")
+  prefer_tflite_model: bool = _flag(
+      False, "Serve a version's model.tflite with the TF Lite interpreter instead of its "
+      "saved_model.pb (versions without one fall back to the SavedModel).")
+  num_tflite_pools: int = _flag(0, "TF Lite interpreter pools per model (0: the CPU count).")
+  num_tflite_interpreters_per_pool: int = _flag(1, "TF Lite interpreters per pool.")
   # Accepted for compatibility; nothing a client observes depends on them here.
   enable_profiler: bool = _flag(True, "Serve TensorFlow's ProfilerService on the gRPC port.",
                                 support=NO_EFFECT, note="the pip TensorFlow's profiler "
@@ -186,6 +183,10 @@ class ServerOptions:
 
   def effective_rest_api_num_threads(self) -> int:
     return self.rest_api_num_threads if self.rest_api_num_threads > 0 else max(16, 4 * _cpu_count())
+
+  def tflite_interpreter_count(self) -> int:
+    pools = self.num_tflite_pools if self.num_tflite_pools > 0 else _cpu_count()
+    return pools * max(1, self.num_tflite_interpreters_per_pool)
 
   def saved_model_tag_list(self) -> List[str]:
     return [tag.strip() for tag in self.saved_model_tags.split(",") if tag.strip()]

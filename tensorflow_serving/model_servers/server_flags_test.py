@@ -91,7 +91,7 @@ class ServerFlagsTest(parameterized.TestCase):
 
   @parameterized.parameters(
       ["-platform_config_file", "/p"], ["--use_alts_credentials"], ["--mixed_precision=bfloat16"],
-      ["--prefer_tflite_model"])
+      ["--thread_pool_factory_config_file=/t"])
   def test_flags_this_server_cannot_honour_are_rejected_by_name(self, *args):
     name = args[0].lstrip("-").split("=")[0]
     with self.assertRaisesRegex(server_flags.ConfigError,
@@ -110,8 +110,8 @@ class ServerFlagsTest(parameterized.TestCase):
     self.assertEqual(by_name["port"].field, "grpc_port")
     self.assertEqual(by_name["port"].support, server_flags.SUPPORTED)
     self.assertEqual(by_name["enable_batching"].support, server_flags.SUPPORTED)
-    self.assertEqual(by_name["prefer_tflite_model"].support, server_flags.DEFAULT_ONLY)
-    self.assertTrue(by_name["prefer_tflite_model"].note)
+    self.assertEqual(by_name["mixed_precision"].support, server_flags.DEFAULT_ONLY)
+    self.assertTrue(by_name["mixed_precision"].note)
     for spec in by_name.values():
       if spec.support != server_flags.SUPPORTED:
         self.assertTrue(spec.note, spec.name)

@@ -11,6 +11,7 @@ Real server processes driven by the tensorflow-serving-api stubs, grpc_health an
   - warm-up records (assets.extra/tf_serving_warmup_requests) are replayed before a
     version is AVAILABLE, --num_request_iterations_for_warmup times; a broken file fails
     the load, naming the file and record;
+  - --prefer_tflite_model serves a model.tflite made with tf.lite.TFLiteConverter;
   - --enable_batching merges concurrent requests into one session run (seen in a model
     that counts its runs);
   - --enable_grpc_healthcheck_service, --grpc_channel_arguments, UNIX sockets, and a
@@ -33,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import inference_pb2
 from tensorflow_serving.apis import model_management_pb2
@@ -142,6 +144,22 @@ def warmup_predict(model: str, alias: str = "x"):
   return log
 
 
+def add_tflite_model(export_dir: str) -> None:
+  """Writes EXPORT_DIR/model.tflite, y = 0.5 x + 3, converted with tf.lite.TFLiteConverter."""
+
+  class HalfPlusThree(tf.Module):
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def predict(self, x):
+      return {"y": 0.5 * x + 3.0}
+
+  module = HalfPlusThree()
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [module.predict.get_concrete_function()], module)
+  with open(os.path.join(export_dir, "model.tflite"), "wb") as f:
+    f.write(converter.convert())
+
+
 def _example(x: float) -> tf.train.Example:
   return tf.train.Example(features=tf.train.Features(
       feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))}))
@@ -193,7 +211,7 @@ class CompatTestBase(tf.test.TestCase):
     super().setUpClass()
     cls.root = tempfile.mkdtemp(prefix="compat_", dir=tf.compat.v1.test.get_temp_dir())
     cls.half_plus_two = os.path.join(cls.root, "half_plus_two")
-    util.export_half_plus_two(cls.half_plus_two, 123)
+    cls.half_plus_two_version = util.export_half_plus_two(cls.half_plus_two, 123)
     cls.tf2 = os.path.join(cls.root, "tf2")
     export_tf2_model(cls.tf2, 1)
     cls.keras = os.path.join(cls.root, "keras")
@@ -454,6 +472,64 @@ class BatchingTest(CompatTestBase):
     response = self.predictions.Predict(
         _predict_request("half_plus_two", "x", [1.0, 2.0]), timeout=30)
     self.assertEqual(list(response.outputs["y"].float_val), [2.5, 3.0])
+
+
+class TfLiteTest(CompatTestBase):
+  """--prefer_tflite_model: a version's model.tflite is served instead of its SavedModel."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    both = os.path.join(cls.root, "both")
+    add_tflite_model(util.copy_version(cls.half_plus_two_version, both, 1))
+    config_path = util.write_config(os.path.join(cls.root, "models.config"), util.server_config(
+        util.model_config("both", both), util.model_config("saved_model", cls.half_plus_two)))
+    cls.server = util.ServerProcess.start(cls.root, [
+        f"--model_config_file={config_path}", "--prefer_tflite_model", "--num_tflite_pools=2"],
+        rest=False)
+    try:
+      cls.server.wait_until_available("both")
+    except BaseException:
+      cls.server.stop()
+      raise
+    cls.predictions = prediction_service_pb2_grpc.PredictionServiceStub(cls.server.channel())
+
+  @classmethod
+  def tearDownClass(cls):
+    code = cls.server.stop()
+    super().tearDownClass()
+    if code != 0:
+      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
+
+  def test_predict_runs_the_tflite_model(self):
+    response = self.predictions.Predict(_predict_request("both", "x", [1.0, 2.0, 5.0]),
+                                        timeout=30)
+    self.assertEqual(list(response.outputs["y"].float_val), [3.5, 4.0, 5.5])  # 0.5 x + 3
+    self.assertEqual(response.model_spec.signature_name, "serving_default")
+    # A version without model.tflite falls back to its SavedModel (0.5 x + 2).
+    response = self.predictions.Predict(_predict_request("saved_model", "x", [1.0]), timeout=30)
+    self.assertEqual(list(response.outputs["y"].float_val), [2.5])
+
+  def test_metadata_and_status(self):
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "both"
+    response = self.predictions.GetModelMetadata(request, timeout=30)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    signature = signatures.signature_def["serving_default"]
+    self.assertEqual(list(signature.inputs), ["x"])
+    self.assertEqual(list(signature.outputs), ["y"])
+    self.assertEqual(signature.method_name, "tensorflow/serving/predict")
+    self.assertEqual(self.server.version_states("both"), {1: State.AVAILABLE})
+
+  def test_interpreter_inputs_are_resized_to_the_request(self):
+    request = _predict_request("both", "x", [1.0])
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones([2, 2], np.float32)))
+    response = self.predictions.Predict(request, timeout=30)
+    self.assertAllEqual(tf.make_ndarray(response.outputs["y"]), np.full([2, 2], 3.5))
+    # The next request, of another shape, resizes again.
+    response = self.predictions.Predict(_predict_request("both", "x", [2.0]), timeout=30)
+    self.assertEqual(list(response.outputs["y"].float_val), [4.0])
 
 
 class StartUpFailureTest(tf.test.TestCase):
