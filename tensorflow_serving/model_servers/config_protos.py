@@ -17,9 +17,9 @@ _PACKAGE = "tensorflow.serving"
 _FIELD = descriptor_pb2.FieldDescriptorProto
 
 
-def _file(name, messages, dependencies=()):
+def _file(name, messages, dependencies=(), package=_PACKAGE):
   """messages: [(message name, [(field, number, type, type_name or None[, label])])]."""
-  proto = descriptor_pb2.FileDescriptorProto(name=name, package=_PACKAGE, syntax="proto3",
+  proto = descriptor_pb2.FileDescriptorProto(name=name, package=package, syntax="proto3",
                                              dependency=list(dependencies))
   for message_name, fields in messages:
     message = proto.message_type.add(name=message_name)
@@ -66,6 +66,30 @@ _POOL.Add(_file("tensorflow_serving/servables/tensorflow/session_bundle_config.p
     ]),
 ], dependencies=[_WRAPPERS]))
 
+# tensorflow.ProfilerService's messages (tsl/profiler/protobuf), which the pip TensorFlow
+# ships only as C++: just the fields the embedded profiler service reads or writes; the
+# parser skips the others. ProfileResponse.xspace carries a serialized XSpace as bytes
+# (the same wire format as the message).
+_POOL.Add(_file("tsl/profiler/protobuf/profiler_service.proto", [
+    ("ProfileOptions", [
+        ("host_tracer_level", 2, _FIELD.TYPE_UINT32, None),
+        ("device_tracer_level", 3, _FIELD.TYPE_UINT32, None),
+        ("python_tracer_level", 4, _FIELD.TYPE_UINT32, None),
+    ]),
+    ("ProfileRequest", [
+        ("duration_ms", 1, _FIELD.TYPE_UINT64, None),
+        ("opts", 4, _FIELD.TYPE_MESSAGE, ".tensorflow.ProfileOptions"),
+        ("repository_root", 5, _FIELD.TYPE_STRING, None),
+        ("session_id", 6, _FIELD.TYPE_STRING, None),
+        ("host_name", 7, _FIELD.TYPE_STRING, None),
+        ("emit_xspace", 9, _FIELD.TYPE_BOOL, None),
+    ]),
+    ("ProfileResponse", [
+        ("empty_trace", 7, _FIELD.TYPE_BOOL, None),
+        ("xspace", 8, _FIELD.TYPE_BYTES, None),
+    ]),
+], package="tensorflow"))
+
 SSLConfig = message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.SSLConfig"))
 PrometheusConfig = message_factory.GetMessageClass(
     _POOL.FindMessageTypeByName(f"{_PACKAGE}.PrometheusConfig"))
@@ -73,3 +97,7 @@ MonitoringConfig = message_factory.GetMessageClass(
     _POOL.FindMessageTypeByName(f"{_PACKAGE}.MonitoringConfig"))
 BatchingParameters = message_factory.GetMessageClass(
     _POOL.FindMessageTypeByName(f"{_PACKAGE}.BatchingParameters"))
+ProfileRequest = message_factory.GetMessageClass(
+    _POOL.FindMessageTypeByName("tensorflow.ProfileRequest"))
+ProfileResponse = message_factory.GetMessageClass(
+    _POOL.FindMessageTypeByName("tensorflow.ProfileResponse"))

@@ -41,6 +41,7 @@ from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config
 from tensorflow_serving.model_servers import model_manager
 from tensorflow_serving.model_servers import monitoring
+from tensorflow_serving.model_servers import profiler_service
 from tensorflow_serving.model_servers import servable
 from tensorflow_serving.model_servers import server_flags
 from tensorflow_serving.model_servers import serving_errors
@@ -219,6 +220,9 @@ class ModelServer:
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         grpc_services.ModelServicer(self.manager, self.metrics, self.reload_config),
         self._grpc_server)
+    if options.enable_profiler:
+      self._grpc_server.add_generic_rpc_handlers(
+          [profiler_service.ProfilerService(self._stop_requested).handler()])
     if options.enable_grpc_healthcheck_service:
       self._health = health.HealthService()
       self._health.add_to_server(self._grpc_server)

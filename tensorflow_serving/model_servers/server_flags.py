@@ -157,9 +157,9 @@ class ServerOptions:
   num_tflite_pools: int = _flag(0, "TF Lite interpreter pools per model (0: the CPU count).")
   num_tflite_interpreters_per_pool: int = _flag(1, "TF Lite interpreters per pool.")
   # Accepted for compatibility; nothing a client observes depends on them here.
-  enable_profiler: bool = _flag(True, "Serve TensorFlow's ProfilerService on the gRPC port.",
-                                support=NO_EFFECT, note="the pip TensorFlow's profiler "
-                                "server cannot share grpcio's port; not served")
+  enable_profiler: bool = _flag(
+      True, "Serve tensorflow.ProfilerService on the gRPC port, for "
+      "profiler_client.trace('grpc://host:port', ...) and TensorBoard's profile capture.")
   flush_filesystem_caches: bool = _flag(
       True, "Flush filesystem caches after the initial load.", support=NO_EFFECT,
       note="the loader keeps no filesystem caches")

@@ -14,6 +14,8 @@ Real server processes driven by the tensorflow-serving-api stubs, grpc_health an
   - --prefer_tflite_model serves a model.tflite made with tf.lite.TFLiteConverter;
   - --enable_batching merges concurrent requests into one session run (seen in a model
     that counts its runs);
+  - the profiler service (on by default) answers profiler_client.trace with a trace
+    holding the model's ops;
   - --enable_grpc_healthcheck_service, --grpc_channel_arguments, UNIX sockets, and a
     config reload with --model_config_file_poll_wait_seconds=0.
 """
@@ -32,6 +34,9 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 import numpy as np
 import tensorflow as tf
+
+from tensorflow.python.profiler import profiler_client
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -333,6 +338,35 @@ class DefaultFlagsTest(CompatTestBase):
     with self.assertRaises(grpc.RpcError) as raised:
       stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
     self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+  def test_profiler_trace_records_the_models_ops(self):
+    logdir = self.create_tempdir().full_path
+    tracing_done = threading.Event()
+
+    def keep_predicting():
+      with self.server.new_channel() as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        while not tracing_done.is_set():
+          stub.Predict(_predict_request("half_plus_two", "x", [1.0]), timeout=30)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      load = pool.submit(keep_predicting)
+      try:
+        profiler_client.trace(f"grpc://{self.server.grpc_address}", logdir, 2000)
+      finally:
+        tracing_done.set()
+      load.result()
+    traces = [os.path.join(root, name) for root, _, names in os.walk(logdir)
+              for name in names if name.endswith(".xplane.pb")]
+    self.assertLen(traces, 1, f"files under {logdir}: {list(os.walk(logdir))}")
+    self.assertEqual(os.path.dirname(os.path.dirname(traces[0])),
+                     os.path.join(logdir, "plugins", "profile"))
+    with open(traces[0], "rb") as f:
+      space = xplane_pb2.XSpace.FromString(f.read())
+    names = {metadata.name for plane in space.planes
+             for metadata in plane.event_metadata.values()}
+    # half_plus_two's graph, y = a * x + b, as TensorFlow's executor traces its ops.
+    self.assertContainsSubset({"SessionRun", "Mul:Mul", "y:AddV2"}, names)
 
   def test_unix_socket(self):
     with grpc.insecure_channel(f"unix:{self.socket_dir}/grpc.sock") as channel:
