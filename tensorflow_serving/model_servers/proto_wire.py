@@ -39,19 +39,31 @@ def varints(values: np.ndarray) -> bytes:
     flat = flat.astype(np.uint64, copy=False)
   if flat.size == 0:
     return b""
-  lengths = np.ones(flat.shape, np.int64)
-  for group in range(1, _MAX_VARINT_BYTES):
-    lengths += flat >= np.uint64(1 << (7 * group))
-  if int(lengths.max()) == 1:
+  width = 1  # Bytes of the longest varint.
+  largest = int(flat.max())
+  while width < _MAX_VARINT_BYTES and largest >> (7 * width):
+    width += 1
+  if width == 1:
     return flat.astype(np.uint8).tobytes()
-  starts = np.cumsum(lengths) - lengths
-  out = np.empty(int(lengths.sum()), np.uint8)
-  for group in range(int(lengths.max())):
-    present = lengths > group
-    bits = (flat[present] >> np.uint64(7 * group)) & np.uint64(0x7F)
-    more = (lengths[present] > group + 1).astype(np.uint64) << np.uint64(7)
-    out[starts[present] + group] = (bits | more).astype(np.uint8)
-  return out.tobytes()
+  # Row i holds value i's varint left-aligned in `width` bytes: column g is its 7-bit
+  # group g, with the high bit set when more groups follow. `keep` marks the bytes
+  # each varint really has; keeping them, row by row, is the concatenation.
+  rows = np.empty((flat.size, width), np.uint8)
+  keep = np.empty((flat.size, width), np.bool_)
+  keep[:, 0] = True
+  rest = flat.copy()
+  low = np.empty(flat.size, np.uint64)
+  more = np.empty(flat.size, np.bool_)
+  for group in range(width):
+    np.bitwise_and(rest, np.uint64(0x7F), out=low)
+    np.right_shift(rest, np.uint64(7), out=rest)
+    np.not_equal(rest, 0, out=more)
+    column = rows[:, group]
+    column[:] = low
+    column |= more.view(np.uint8) << np.uint8(7)
+    if group + 1 < width:
+      keep[:, group + 1] = more
+  return rows[keep].tobytes()
 
 
 def length_delimited(field_number: int, payload: bytes) -> bytes:

@@ -79,6 +79,17 @@ class FillTensorProtoTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEmpty(proto.tensor_content)
     self.assertAllEqual(tf.make_ndarray(proto), value)
 
+  def test_varints_of_every_length_match_protobufs_encoder(self):
+    # 1 to 10 bytes: each power of 128, its neighbours, and negative numbers.
+    numbers = [0, 1, -1, np.iinfo(np.int64).min, np.iinfo(np.int64).max]
+    for group in range(1, 10):
+      numbers += [(1 << (7 * group)) - 1, 1 << (7 * group), -(1 << (7 * group))]
+    value = np.array(numbers, np.int64)
+    proto = tensor_pb2.TensorProto()
+    tensor_protos.fill_tensor_proto(proto, value)
+    self.assertEqual(proto.SerializeToString(),
+                     _field_by_field(value, "int64_val", numbers).SerializeToString())
+
   def test_bool(self):
     value = np.array([True, False, True])
     proto = tensor_pb2.TensorProto()
