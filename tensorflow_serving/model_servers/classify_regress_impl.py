@@ -5,6 +5,11 @@ A classification signature (method tensorflow/serving/classify) takes one string
 (float), each [batch_size, num_classes]. A regression signature (tensorflow/serving/regress)
 takes "inputs" and has one float output "outputs", [batch_size] or [batch_size, 1].
 MultiInference runs several such signatures of one model version in one session run.
+
+As in TensorFlow Serving, the signature's declared method name is checked only with
+--enable_signature_method_name_check: TF2 exports (tf.saved_model.save, Keras) declare
+every signature tensorflow/serving/predict, so by default any signature of the right
+shape serves Classify and Regress. The setting is process-wide, like TF Serving's.
 """
 
 from typing import List, Sequence, Tuple, Union
@@ -30,14 +35,23 @@ _OUTPUTS = tf.saved_model.REGRESS_OUTPUTS
 
 Result = Union[classification_pb2.ClassificationResult, regression_pb2.RegressionResult]
 
+_check_method_name = False
+
+
+def set_method_name_check(enabled: bool) -> None:
+  """--enable_signature_method_name_check; set once at start-up."""
+  global _check_method_name
+  _check_method_name = enabled
+
 
 def _check_signature(key: str, signature: meta_graph_pb2.SignatureDef, method: str) -> str:
   """Returns the input tensor's name after checking the signature's shape."""
   kind = "classification" if method == CLASSIFY else "regression"
-  if signature.method_name != method:
+  if _check_method_name and signature.method_name != method:
     raise serving_errors.invalid_argument(
         f"Expected {kind} signature method_name to be {method}. Was: "
-        f"{signature.method_name or '(empty)'} (signature \"{key}\")")
+        f"{signature.method_name or '(empty)'} (signature \"{key}\"; the check is on "
+        "because of --enable_signature_method_name_check)")
   if list(signature.inputs) != [_INPUTS]:
     raise serving_errors.invalid_argument(
         f"{kind} signature \"{key}\" must have exactly one input named '{_INPUTS}'; it has "

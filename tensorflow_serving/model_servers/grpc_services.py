@@ -75,11 +75,17 @@ def _fill_spec(spec, servable, signature_key: Optional[str]) -> None:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-  """tensorflow.serving.PredictionService."""
+  """tensorflow.serving.PredictionService.
 
-  def __init__(self, manager: model_manager_lib.ModelManager, metrics: monitoring.Metrics):
+  Predict replies carry numbers in the typed repeated fields (float_val, ...), or in
+  tensor_content with `tensor_content` (--enable_serialization_as_tensor_content).
+  """
+
+  def __init__(self, manager: model_manager_lib.ModelManager, metrics: monitoring.Metrics,
+               *, tensor_content: bool = False):
     self._manager = manager
     self._metrics = metrics
+    self._tensor_content = tensor_content
 
   def Predict(self, request: predict_pb2.PredictRequest, context):
 
@@ -94,7 +100,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable, key)
         for alias, value in outputs.items():
-          tensor_protos.fill_tensor_proto(response.outputs[alias], value)
+          tensor_protos.fill_tensor_proto(response.outputs[alias], value,
+                                          as_tensor_content=self._tensor_content)
         return response
 
     return _call(self._metrics, "predict", request.model_spec.name, context, work)

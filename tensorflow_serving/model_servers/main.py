@@ -12,11 +12,12 @@ work unchanged:
       http://localhost:8501/v1/models/half_plus_two:predict
   {"predictions": [2.5, 3.0, 4.5]}
 
-Models load in the background while the ports open; a model is ready when
-GetModelStatus (gRPC) or GET /v1/models/<name> (REST) reports a version AVAILABLE.
+As in TensorFlow Serving, the ports open once the configured models have loaded;
+if one of them cannot load (after --max_num_load_retries), the server does not start.
 SIGTERM or SIGINT stops accepting requests, lets running ones finish and exits 0.
-The server exits 1 with a message naming the culprit if a flag, config file or port
-is unusable.
+A server that cannot start prints "Failed to start server. Error: ..." naming the
+culprit (flag, config file, model or port) and exits with status 255, as
+tensorflow_model_server's main returning -1 does.
 """
 
 import signal
@@ -43,6 +44,16 @@ def _print_version() -> None:
   print(f"TensorFlow Library: {tf.__version__}")
 
 
+# tensorflow_model_server's main returns -1 when the server cannot start.
+START_FAILURE_EXIT_CODE = 255
+
+
+def _start_failure(message: str) -> int:
+  logging.error("Failed to start server. Error: %s", message)
+  print(f"Failed to start server. Error: {message}", file=sys.stderr)
+  return START_FAILURE_EXIT_CODE
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}; every option is a --flag")
@@ -51,11 +62,10 @@ def main(argv) -> int:
     return 0
   try:
     options = server_flags.options_from_flags(FLAGS)
-  except flags.Error as e:
-    raise app.UsageError(str(e)) from e
+  except server_flags.ConfigError as e:
+    return _start_failure(str(e))
 
   # Imported only now, so that flag mistakes are reported before TensorFlow loads.
-  from tensorflow_serving.model_servers import model_config  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.model_servers import server as server_lib  # pylint: disable=g-import-not-at-top
 
   server = server_lib.ModelServer(options)
@@ -68,10 +78,8 @@ def main(argv) -> int:
   signal.signal(signal.SIGINT, on_signal)
   try:
     server.start()
-  except (model_config.ConfigError, OSError) as e:
-    logging.error("Failed to start server: %s", e)
-    print(f"tensorflow_model_server: error: {e}", file=sys.stderr)
-    return 1
+  except (server_flags.ConfigError, server_lib.StartError, OSError) as e:
+    return _start_failure(str(e))
   server.wait()
   server.stop()
   return 0
@@ -83,7 +91,7 @@ def _parse_flags(argv):
   except flags.Error as e:
     print(f"tensorflow_model_server: error: {e}\nPass --helpfull to list the flags.",
           file=sys.stderr)
-    sys.exit(1)
+    sys.exit(START_FAILURE_EXIT_CODE)
 
 
 def run() -> None:

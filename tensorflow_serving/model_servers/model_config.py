@@ -21,11 +21,11 @@ from tensorflow_serving.model_servers import server_flags
 TENSORFLOW_PLATFORM = "tensorflow"
 
 
-class ConfigError(ValueError):
-  """A configuration file or flag value the server cannot use."""
+ConfigError = server_flags.ConfigError
 
 
-def _read_text_proto(path: str, message, what: str):
+def read_text_proto(path: str, message, what: str):
+  """Parses an ASCII protobuf file into `message`; raises ConfigError naming it."""
   try:
     with open(path, "r", encoding="utf-8") as f:
       text = f.read()
@@ -34,9 +34,22 @@ def _read_text_proto(path: str, message, what: str):
   try:
     text_format.Parse(text, message)
   except text_format.ParseError as e:
-    raise ConfigError(f"{what} file '{path}' is not a valid ASCII "
-                      f"{message.DESCRIPTOR.name} protobuf: {e}") from e
+    raise ConfigError(f"{what} file '{path}' is not a valid ASCII {message.DESCRIPTOR.name}: "
+                      f"{text_format_error(message, e)}") from e
   return message
+
+
+def text_format_error(message, error: text_format.ParseError) -> str:
+  """protobuf's own wording of a text-format error, which scripts search logs for."""
+  detail = str(error)
+  line, column = error.GetLine(), error.GetColumn()
+  if line is not None:
+    # ParseError's str() is "LINE:COLUMN : detail"; protobuf's C++ writes "LINE:COLUMN: ".
+    prefix = f"{line}:{column} : " if column is not None else f"{line} : "
+    if detail.startswith(prefix):
+      detail = detail[len(prefix):]
+    detail = f"{line}:{column or 0}: {detail}"
+  return f"Error parsing text-format {message.DESCRIPTOR.full_name}: {detail}"
 
 
 def single_model_config(model_name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
@@ -49,7 +62,7 @@ def single_model_config(model_name: str, base_path: str) -> model_server_config_
 
 
 def read_model_server_config(path: str) -> model_server_config_pb2.ModelServerConfig:
-  config = _read_text_proto(path, model_server_config_pb2.ModelServerConfig(),
+  config = read_text_proto(path, model_server_config_pb2.ModelServerConfig(),
                             "--model_config_file")
   try:
     validate_model_server_config(config)
@@ -102,7 +115,7 @@ def validate_model_server_config(config: model_server_config_pb2.ModelServerConf
 
 
 def read_ssl_config(path: str):
-  config = _read_text_proto(path, config_protos.SSLConfig(), "--ssl_config_file")
+  config = read_text_proto(path, config_protos.SSLConfig(), "--ssl_config_file")
   if not config.server_key or not config.server_cert:
     raise ConfigError(f"--ssl_config_file '{path}' must set both server_key and server_cert "
                       "(PEM contents, not file names)")
@@ -113,7 +126,7 @@ def read_ssl_config(path: str):
 
 
 def read_monitoring_config(path: str):
-  config = _read_text_proto(path, config_protos.MonitoringConfig(), "--monitoring_config_file")
+  config = read_text_proto(path, config_protos.MonitoringConfig(), "--monitoring_config_file")
   prometheus = config.prometheus_config
   if prometheus.enable:
     if not prometheus.path:
@@ -128,7 +141,7 @@ def session_config(options: server_flags.ServerOptions) -> config_pb2.ConfigProt
   """The ConfigProto every model's session is created with."""
   config = config_pb2.ConfigProto()
   if options.tensorflow_session_config_file:
-    _read_text_proto(options.tensorflow_session_config_file, config,
+    read_text_proto(options.tensorflow_session_config_file, config,
                      "--tensorflow_session_config_file")
   if options.tensorflow_session_parallelism > 0:
     config.intra_op_parallelism_threads = options.tensorflow_session_parallelism
@@ -137,6 +150,8 @@ def session_config(options: server_flags.ServerOptions) -> config_pb2.ConfigProt
     config.intra_op_parallelism_threads = options.tensorflow_intra_op_parallelism
   if options.tensorflow_inter_op_parallelism > 0:
     config.inter_op_parallelism_threads = options.tensorflow_inter_op_parallelism
+  if options.per_process_gpu_memory_fraction > 0:
+    config.gpu_options.per_process_gpu_memory_fraction = options.per_process_gpu_memory_fraction
   return config
 
 

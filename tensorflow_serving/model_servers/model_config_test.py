@@ -48,6 +48,9 @@ class ModelConfigTest(parameterized.TestCase):
        "model_version_policy { specific { } } } }", "no versions"),
       ("logging", "model_config_list { config { name: 'a' base_path: '/a' "
        "logging_config { } } }", "request logging is not supported"),
+      ("syntax", "model_config_list {\n  config { nam: 'a' } }",
+       r"Error parsing text-format tensorflow.serving.ModelServerConfig: 2:12: .*"
+       r"has no field named \"nam\""),
   )
   def test_bad_config_files_name_the_problem(self, text, message):
     path = self._write(text)

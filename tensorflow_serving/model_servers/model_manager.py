@@ -215,6 +215,32 @@ class ModelManager:
     with self._changed:
       return self._changed.wait_for(settled, timeout=timeout_seconds)
 
+  def wait_for_initial_models(self, names: List[str],
+                              stop_requested: Callable[[], bool]) -> List[str]:
+    """Start-up, as TensorFlow Serving's ServerCore: waits for each model's newest version.
+
+    Returns once the newest aspired version of every model in `names` is AVAILABLE or
+    has failed to load (after its retries), or when `stop_requested()`; the result lists
+    the failures ("model M version V: error"). As in TensorFlow Serving, a model with no
+    version on disk yet is waited for until one appears.
+    """
+    with self._changed:
+      while True:
+        pending, failures = [], []
+        for name in names:
+          model = self._models.get(name)
+          newest = model.versions.get(max(model.aspired)) if model and model.aspired else None
+          if newest is None or newest.state in (State.START, State.LOADING):
+            pending.append(name)
+          elif newest.state != State.AVAILABLE:
+            detail = newest.error.message if newest.error else "it was unloaded"
+            code = newest.error.code.name if newest.error else "UNKNOWN"
+            failures.append(f"{{name: {name} version: {newest.number}}} due to error: "
+                            f"{code}: {detail}")
+        if not pending or stop_requested():
+          return failures
+        self._changed.wait(0.5)
+
   # ---------------------------------------------------------------- scanning
 
   def scan(self) -> Set[Tuple[str, int]]:

@@ -45,6 +45,8 @@ class Servable:
     self._lock = threading.Condition()
     self._in_flight = 0
     self._closing = False
+    # A batching.ServableBatcher when --enable_batching batches this version's runs.
+    self.batcher = None
 
   @property
   def signatures(self) -> Mapping[str, meta_graph_pb2.SignatureDef]:
@@ -79,6 +81,8 @@ class Servable:
       self._closing = True
       while self._in_flight:
         self._lock.wait()
+    if self.batcher is not None:
+      self.batcher.close()
     self._session.close()
 
   def _tf_output(self, tensor_name: str):
@@ -96,7 +100,14 @@ class Servable:
 
   def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str],
           deadline: Optional[request_deadline.Deadline]) -> List[np.ndarray]:
-    """Runs the graph: feeds/fetches are tensor names ("x:0")."""
+    """Runs the graph: feeds/fetches are tensor names ("x:0"); batched if batching is on."""
+    if self.batcher is not None:
+      return self.batcher.run(feeds, fetches, deadline, self.run_alone)
+    return self.run_alone(feeds, fetches, deadline)
+
+  def run_alone(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str],
+                deadline: Optional[request_deadline.Deadline]) -> List[np.ndarray]:
+    """One session run of exactly these feeds."""
     options = config_pb2.RunOptions()
     if deadline is not None:
       options.timeout_in_ms = deadline.remaining_ms_or_raise(

@@ -1,8 +1,11 @@
 """The model server: models, gRPC and REST front ends, monitoring and TLS, assembled.
 
 `ModelServer(options).start()` loads any --custom_op_library_paths, reads the config
-files, starts loading the models in the background, and opens the gRPC port (and the
-REST port if --rest_api_port is set); `stop()` drains and shuts everything down. The
+files, loads the configured models and only then opens the gRPC port (and the REST
+port if --rest_api_port is set), as TensorFlow Serving's server does: a client that
+finds the port open finds the models AVAILABLE. If a model's newest version cannot
+load (after --max_num_load_retries), start() raises StartError and nothing is served.
+`stop()` drains and shuts everything down. The
 Remote Predict Op's Python module is imported here so that `TfServingRemotePredict` is
 registered before any model loads: models whose graphs call other servers, or this
 one, load and run.
@@ -28,21 +31,32 @@ from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops im
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.model_servers import batching
+from tensorflow_serving.model_servers import classify_regress_impl
+from tensorflow_serving.model_servers import config_protos
 from tensorflow_serving.model_servers import grpc_services
+from tensorflow_serving.model_servers import health
 from tensorflow_serving.model_servers import http_rest_api
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config
 from tensorflow_serving.model_servers import model_manager
 from tensorflow_serving.model_servers import monitoring
+from tensorflow_serving.model_servers import profiler_service
 from tensorflow_serving.model_servers import servable
 from tensorflow_serving.model_servers import server_flags
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tflite_servable
 from tensorflow_serving.model_servers import tls
+from tensorflow_serving.model_servers import warmup
 
 # How long stop() lets in-flight requests finish.
 SHUTDOWN_GRACE_SECONDS = 30.0
 # sockaddr_un.sun_path holds 108 bytes, including the terminating NUL.
 _MAX_UNIX_SOCKET_PATH = 107
+
+
+class StartError(RuntimeError):
+  """The server cannot start serving, e.g. a configured model failed to load."""
 
 
 def load_custom_op_libraries(paths: List[str]) -> None:
@@ -72,6 +86,8 @@ class ModelServer:
     self._http_server: Optional[http_server.HttpServer] = None
     self._config_poll_thread: Optional[threading.Thread] = None
     self._file_config: Optional[model_server_config_pb2.ModelServerConfig] = None
+    self._health: Optional[health.HealthService] = None
+    self._batch_scheduler: Optional[batching.BatchScheduler] = None
     self.metrics = monitoring.Metrics()
     self.manager: Optional[model_manager.ModelManager] = None
 
@@ -94,10 +110,34 @@ class ModelServer:
         metrics_path = prometheus.path
     credentials = tls.server_credentials(ssl_config) if ssl_config else None
     session_config = model_config.session_config(options)
-    tags = [t.strip() for t in options.saved_model_tags.split(",") if t.strip()]
+    tags = options.saved_model_tag_list()
+    classify_regress_impl.set_method_name_check(options.enable_signature_method_name_check)
+
+    batch_options = self._start_batching()
 
     def load(name: str, version: int, path: str) -> servable.Servable:
-      return servable.load(name, version, path, tags, session_config)
+      if options.prefer_tflite_model and tflite_servable.has_tflite_model(path):
+        loaded = tflite_servable.load(name, version, path, options.tflite_interpreter_count())
+      else:
+        loaded = servable.load(name, version, path, tags, session_config)
+      if self._batch_scheduler is not None:
+        try:
+          queue_options = batching.options_for_version(
+              batch_options, options.enable_per_model_batching_parameters, path)
+        except BaseException:
+          loaded.close()
+          raise
+        if queue_options is not None:
+          label = f"model {name} version {version}"
+          batching.log_enabled(label, queue_options)
+          loaded.batcher = batching.ServableBatcher(self._batch_scheduler, queue_options, label)
+      if options.enable_model_warmup:
+        try:
+          warmup.replay(loaded, options.num_request_iterations_for_warmup)
+        except BaseException:
+          loaded.close()
+          raise
+      return loaded
 
     self.manager = model_manager.ModelManager(
         load,
@@ -112,6 +152,7 @@ class ModelServer:
     self._file_config = config
     self.manager.start(config)
     try:
+      self._wait_for_initial_models(config)
       self._start_grpc(credentials)
       if options.rest_api_port:
         self._http_server = http_server.HttpServer(
@@ -131,6 +172,33 @@ class ModelServer:
           target=self._poll_config_file, name="model_config_poll", daemon=True)
       self._config_poll_thread.start()
 
+  def _start_batching(self) -> Optional[batching.QueueOptions]:
+    """--enable_batching: the shared batch threads and the global queue options."""
+    options = self._options
+    if not options.enable_batching:
+      return None
+    parameters = config_protos.BatchingParameters()
+    if options.batching_parameters_file:
+      parameters = batching.read_parameters(options.batching_parameters_file,
+                                            "--batching_parameters_file")
+    global_options = batching.queue_options(
+        parameters, options.batching_parameters_file or "default BatchingParameters")
+    threads = (parameters.num_batch_threads.value if parameters.HasField("num_batch_threads")
+               else os.cpu_count() or 1)
+    self._batch_scheduler = batching.BatchScheduler(threads)
+    return global_options
+
+  def _wait_for_initial_models(self, config) -> None:
+    names = [m.name for m in config.model_config_list.config]
+    logging.info("Waiting for %d model(s) to load before serving: %s", len(names),
+                 ", ".join(names))
+    failures = self.manager.wait_for_initial_models(names, self._stop_requested.is_set)
+    if failures:
+      raise StartError(f"{len(failures)} model(s) did not become available: "
+                       f"{{{', '.join(failures)}}}")
+    if self._stop_requested.is_set():
+      raise StartError("stopped by a signal while the models were loading")
+
   def _start_grpc(self, credentials: Optional[grpc.ServerCredentials]) -> None:
     options = self._options
     channel_arguments = model_config.grpc_channel_arguments(options.grpc_channel_arguments)
@@ -145,10 +213,19 @@ class ModelServer:
                                               thread_name_prefix="grpc"),
         options=channel_arguments)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        grpc_services.PredictionServicer(self.manager, self.metrics), self._grpc_server)
+        grpc_services.PredictionServicer(
+            self.manager, self.metrics,
+            tensor_content=options.enable_serialization_as_tensor_content),
+        self._grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         grpc_services.ModelServicer(self.manager, self.metrics, self.reload_config),
         self._grpc_server)
+    if options.enable_profiler:
+      self._grpc_server.add_generic_rpc_handlers(
+          [profiler_service.ProfilerService(self._stop_requested).handler()])
+    if options.enable_grpc_healthcheck_service:
+      self._health = health.HealthService()
+      self._health.add_to_server(self._grpc_server)
     addresses = []
     if options.grpc_port:
       addresses.append(f"0.0.0.0:{options.grpc_port}")
@@ -167,6 +244,8 @@ class ModelServer:
       if not bound and not address.startswith("unix:"):
         raise OSError(f"cannot listen for gRPC on {address} (is the port in use?)")
     self._grpc_server.start()
+    if self._health is not None:
+      self._health.set_serving()
     logging.info("Running gRPC ModelServer at %s%s", ", ".join(addresses),
                  " with TLS" if credentials else "")
 
@@ -222,6 +301,8 @@ class ModelServer:
     self._stopped = True
     self._stop_requested.set()
     logging.info("Shutting down: draining in-flight requests")
+    if self._health is not None:
+      self._health.shut_down()
     grpc_done = (self._grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
                  if self._grpc_server is not None else None)
     if self._http_server is not None:
@@ -232,4 +313,6 @@ class ModelServer:
       self._config_poll_thread.join()
     if self.manager is not None:
       self.manager.stop()
+    if self._batch_scheduler is not None:
+      self._batch_scheduler.stop()
     logging.info("Server stopped")

@@ -1,5 +1,6 @@
 """Tests for tensor_protos: the gRPC front end's TensorProto conversions."""
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
@@ -41,21 +42,104 @@ class ToNdarrayTest(tf.test.TestCase):
       tensor_protos.to_ndarray(proto)
 
 
-class FillTensorProtoTest(tf.test.TestCase):
+def _field_by_field(array, field, values):
+  """The reference reply, filled one value at a time through protobuf's own API."""
+  proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(array.dtype).as_datatype_enum)
+  for size in array.shape:
+    proto.tensor_shape.dim.add().size = size
+  getattr(proto, field).extend(values)
+  return proto
 
-  def test_numbers_are_packed_and_round_trip(self):
-    value = np.arange(6, dtype=np.int32).reshape(2, 3)
+
+class FillTensorProtoTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("float", np.float32, "float_val"),
+      ("double", np.float64, "double_val"),
+      ("int32", np.int32, "int_val"),
+      ("int16", np.int16, "int_val"),
+      ("int8", np.int8, "int_val"),
+      ("uint8", np.uint8, "int_val"),
+      ("uint16", np.uint16, "int_val"),
+      ("int64", np.int64, "int64_val"),
+      ("uint32", np.uint32, "uint32_val"),
+      ("uint64", np.uint64, "uint64_val"),
+  )
+  def test_numbers_fill_the_typed_field_as_tensorflow_does(self, np_type, field):
+    info = np.iinfo(np_type) if np.dtype(np_type).kind in "iu" else np.finfo(np_type)
+    numbers = [0, 1, 127, 128, 300, 16384, info.max, info.min]
+    if np.dtype(np_type).kind == "i":
+      numbers[0] = -1
+    value = np.array([min(max(n, info.min), info.max) for n in numbers],
+                     dtype=np_type).reshape(2, 4)
     proto = tensor_pb2.TensorProto()
     tensor_protos.fill_tensor_proto(proto, value)
-    self.assertEqual(proto.dtype, types_pb2.DT_INT32)
-    self.assertEqual(len(proto.tensor_content), value.nbytes)
+    expected = _field_by_field(value, field, value.reshape(-1).tolist())
+    self.assertEqual(proto.SerializeToString(), expected.SerializeToString())
+    self.assertEmpty(proto.tensor_content)
     self.assertAllEqual(tf.make_ndarray(proto), value)
 
-  def test_scalar(self):
+  def test_varints_of_every_length_match_protobufs_encoder(self):
+    # 1 to 10 bytes: each power of 128, its neighbours, and negative numbers.
+    numbers = [0, 1, -1, np.iinfo(np.int64).min, np.iinfo(np.int64).max]
+    for group in range(1, 9):  # 2**63 itself is beyond int64.
+      numbers += [(1 << (7 * group)) - 1, 1 << (7 * group), -(1 << (7 * group))]
+    value = np.array(numbers, np.int64)
+    proto = tensor_pb2.TensorProto()
+    tensor_protos.fill_tensor_proto(proto, value)
+    self.assertEqual(proto.SerializeToString(),
+                     _field_by_field(value, "int64_val", numbers).SerializeToString())
+
+  def test_bool(self):
+    value = np.array([True, False, True])
+    proto = tensor_pb2.TensorProto()
+    tensor_protos.fill_tensor_proto(proto, value)
+    self.assertEqual(list(proto.bool_val), [True, False, True])
+    self.assertEqual(proto.SerializeToString(),
+                     _field_by_field(value, "bool_val", value.tolist()).SerializeToString())
+
+  @parameterized.parameters(tf.float16, tf.bfloat16)
+  def test_half_floats_are_bit_patterns_in_half_val(self, tf_type):
+    value = np.array([1.5, -2.0, 65504.0 if tf_type == tf.float16 else 3e38],
+                     dtype=tf_type.as_numpy_dtype)
+    proto = tensor_pb2.TensorProto()
+    tensor_protos.fill_tensor_proto(proto, value)
+    self.assertEqual(proto.dtype, tf_type.as_datatype_enum)
+    self.assertEqual(list(proto.half_val), value.view(np.uint16).tolist())
+    self.assertAllEqual(tf.make_ndarray(proto), value)
+
+  @parameterized.parameters((np.complex64, "scomplex_val"), (np.complex128, "dcomplex_val"))
+  def test_complex_numbers_are_real_imaginary_pairs(self, np_type, field):
+    value = np.array([1 + 2j, -3.5 - 0.25j], dtype=np_type)
+    proto = tensor_pb2.TensorProto()
+    tensor_protos.fill_tensor_proto(proto, value)
+    self.assertEqual(list(getattr(proto, field)), [1.0, 2.0, -3.5, -0.25])
+    self.assertAllEqual(tf.make_ndarray(proto), value)
+
+  def test_tensor_content_when_asked(self):
+    value = np.arange(6, dtype=np.int32).reshape(2, 3)
+    proto = tensor_pb2.TensorProto()
+    tensor_protos.fill_tensor_proto(proto, value, as_tensor_content=True)
+    self.assertEqual(proto.dtype, types_pb2.DT_INT32)
+    self.assertEqual(proto.tensor_content, value.tobytes())
+    self.assertEmpty(proto.int_val)
+    self.assertAllEqual(tf.make_ndarray(proto), value)
+
+  def test_scalar_and_empty(self):
     proto = tensor_pb2.TensorProto()
     tensor_protos.fill_tensor_proto(proto, np.float64(2.5))
     self.assertEqual(proto.tensor_shape.dim, [])
-    self.assertEqual(tf.make_ndarray(proto), 2.5)
+    self.assertEqual(list(proto.double_val), [2.5])
+    tensor_protos.fill_tensor_proto(proto, np.zeros([0, 3], np.float32))
+    self.assertEqual([d.size for d in proto.tensor_shape.dim], [0, 3])
+    self.assertEmpty(proto.float_val)
+
+  def test_large_float_tensor_is_the_packed_bytes(self):
+    value = np.random.default_rng(0).random(1 << 20, dtype=np.float32)
+    proto = tensor_pb2.TensorProto()
+    tensor_protos.fill_tensor_proto(proto, value)
+    self.assertEqual(len(proto.float_val), value.size)
+    self.assertEqual(np.array(proto.float_val, np.float32).tobytes(), value.tobytes())
 
   def test_strings_use_tensorflows_encoding(self):
     proto = tensor_pb2.TensorProto()

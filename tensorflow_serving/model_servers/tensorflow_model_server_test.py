@@ -118,6 +118,7 @@ class TensorflowModelServerTest(tf.test.TestCase):
   def test_grpc_predict(self):
     response = self.predictions.Predict(self._predict_request([1.0, 2.0, 5.0]), timeout=30)
     self.assertAllClose(tf.make_ndarray(response.outputs["y"]), [2.5, 3.0, 4.5])
+    self.assertEqual(list(response.outputs["y"].float_val), [2.5, 3.0, 4.5])
     self.assertEqual(response.model_spec.name, "half_plus_two")
     self.assertEqual(response.model_spec.version.value, 123)
     self.assertEqual(response.model_spec.signature_name, "serving_default")
@@ -184,8 +185,10 @@ class TensorflowModelServerTest(tf.test.TestCase):
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = "half_plus_two"
     request.input.example_list.examples.append(_example(x=1.0))
+    # serving_default takes x, not serialized Examples (its method name is not checked
+    # without --enable_signature_method_name_check).
     self._rpc_error(self.predictions.Classify, request, grpc.StatusCode.INVALID_ARGUMENT,
-                    "tensorflow/serving/classify")
+                    "exactly one input named 'inputs'")
     request.model_spec.signature_name = "classify_x2_to_y3"
     self._rpc_error(self.predictions.Classify, request, grpc.StatusCode.INVALID_ARGUMENT,
                     "DT_FLOAT")
@@ -347,7 +350,7 @@ class TensorflowModelServerTest(tf.test.TestCase):
         ("GET", "/v1/models/unknown", None, 404, "unknown"),
         ("GET", "/no/such/path", None, 404, "/v1/models/"),
         ("POST", "/v1/models/half_plus_two:regress", '{"examples": [{"x": 1.0}]}', 400,
-         "tensorflow/serving/regress"),
+         "exactly one input named 'inputs'"),
         ("POST", "/v1/models/half_plus_two:classify", '{"examples": [{"x": [1, 1.5]}]}', 400,
          "Unexpected element type in feature: x"),
         ("POST", "/v1/models/half_plus_two:predict", big, 413, "--rest_api_max_request_bytes"),
