@@ -17,6 +17,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.model_servers import request_deadline
 from tensorflow_serving.model_servers import servable as servable_lib
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_limits
 from tensorflow_serving.model_servers import tensor_protos
 
 
@@ -42,18 +43,15 @@ def arrays_from_tensor_protos(
     protos: Mapping[str, tensor_pb2.TensorProto]) -> Dict[str, np.ndarray]:
   """Checks the protos' aliases and dtypes against the signature; converts to numpy."""
   check_input_names(signature_key, signature, list(protos))
-  arrays = {}
   for alias, proto in protos.items():
     expected = signature.inputs[alias].dtype
     if proto.dtype != expected:
       raise serving_errors.invalid_argument(
           f"input '{alias}' is a {dtype_name(proto.dtype)} tensor but signature "
           f"\"{signature_key}\" expects {dtype_name(expected)}")
-    try:
-      arrays[alias] = tensor_protos.to_ndarray(proto)
-    except (TypeError, ValueError) as e:
-      raise serving_errors.invalid_argument(f"input '{alias}' is not a valid TensorProto: {e}") from e
-  return arrays
+  budget = tensor_limits.Budget()
+  return {alias: tensor_protos.to_ndarray(proto, alias, budget)
+          for alias, proto in sorted(protos.items())}
 
 
 def check_input_names(signature_key: str, signature: meta_graph_pb2.SignatureDef,

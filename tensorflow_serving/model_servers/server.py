@@ -37,6 +37,7 @@ from tensorflow_serving.model_servers import monitoring
 from tensorflow_serving.model_servers import servable
 from tensorflow_serving.model_servers import server_flags
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_limits
 from tensorflow_serving.model_servers import tls
 
 # How long stop() lets in-flight requests finish.
@@ -78,6 +79,7 @@ class ModelServer:
   def start(self) -> None:
     """Raises ConfigError or OSError (with the reason) if the server cannot start."""
     options = self._options
+    tensor_limits.set_max_request_tensor_bytes(options.max_request_tensor_bytes)
     load_custom_op_libraries(options.custom_op_library_paths)
     config = model_config.initial_model_server_config(options)
     ssl_config = (model_config.read_ssl_config(options.ssl_config_file)

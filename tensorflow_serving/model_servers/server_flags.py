@@ -9,6 +9,10 @@ parsed values into a `ServerOptions`.
 Flags beyond TensorFlow Serving's:
   --custom_op_library_paths  comma-separated op libraries (.so) to load before models.
   --rest_api_max_request_bytes  largest REST request body accepted (413 beyond it).
+  --max_request_tensor_bytes  limit on a request's decoded input tensors.
+  --rest_api_header_read_timeout_in_ms, --rest_api_body_read_timeout_in_ms,
+  --rest_api_idle_timeout_in_ms  bounds on how long a REST connection may be held.
+  --shutdown_grace_period_in_ms  how long SIGTERM lets running requests finish.
 """
 
 import dataclasses
@@ -80,6 +84,12 @@ class ServerOptions:
   grpc_channel_arguments: str = ""
   grpc_max_threads: int = 0
   custom_op_library_paths: List[str] = dataclasses.field(default_factory=list)
+  # Limits on what a client can make the server hold (beyond TensorFlow Serving).
+  max_request_tensor_bytes: int = 2 << 30
+  rest_api_header_read_timeout_in_ms: int = 30000
+  rest_api_body_read_timeout_in_ms: int = 60000
+  rest_api_idle_timeout_in_ms: int = 75000
+  shutdown_grace_period_in_ms: int = 30000
 
   def effective_grpc_max_threads(self) -> int:
     # Generous by default: a model that calls back into this server through
@@ -165,6 +175,20 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
          "Comma-separated TensorFlow op libraries (.so) loaded before any model, for "
          "models using custom ops.")
   boolean("version", False, "Print the server and TensorFlow versions and exit.")
+  integer("max_request_tensor_bytes", d.max_request_tensor_bytes,
+          "Largest total size, in bytes, of a request's input tensors once decoded "
+          "(as their shapes declare); bigger requests get RESOURCE_EXHAUSTED.")
+  integer("rest_api_header_read_timeout_in_ms", d.rest_api_header_read_timeout_in_ms,
+          "A REST connection that has started a request must send all its headers "
+          "within this time, or it is closed.")
+  integer("rest_api_body_read_timeout_in_ms", d.rest_api_body_read_timeout_in_ms,
+          "A REST request's body must arrive within this time after its headers, or the "
+          "connection is closed.")
+  integer("rest_api_idle_timeout_in_ms", d.rest_api_idle_timeout_in_ms,
+          "An idle REST connection (kept alive, no request started) is closed after this time.")
+  integer("shutdown_grace_period_in_ms", d.shutdown_grace_period_in_ms,
+          "On SIGTERM, running requests get this long to finish; then their model work is "
+          "cancelled and the server exits.")
 
 
 def _flag_names(argv: Sequence[str]):
@@ -226,6 +250,11 @@ def options_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> ServerOpt
       grpc_channel_arguments=f.grpc_channel_arguments,
       grpc_max_threads=f.grpc_max_threads,
       custom_op_library_paths=_split_list(f.custom_op_library_paths),
+      max_request_tensor_bytes=f.max_request_tensor_bytes,
+      rest_api_header_read_timeout_in_ms=f.rest_api_header_read_timeout_in_ms,
+      rest_api_body_read_timeout_in_ms=f.rest_api_body_read_timeout_in_ms,
+      rest_api_idle_timeout_in_ms=f.rest_api_idle_timeout_in_ms,
+      shutdown_grace_period_in_ms=f.shutdown_grace_period_in_ms,
   )
   validate_options(options)
   return options
@@ -250,4 +279,10 @@ def validate_options(options: ServerOptions) -> None:
     raise flags.Error("--rest_api_max_request_bytes must be positive")
   if not _split_list(options.saved_model_tags):
     raise flags.Error("--saved_model_tags is empty; the usual tag is 'serve'")
+  for name in ("max_request_tensor_bytes", "rest_api_header_read_timeout_in_ms",
+               "rest_api_body_read_timeout_in_ms", "rest_api_idle_timeout_in_ms"):
+    if getattr(options, name) <= 0:
+      raise flags.Error(f"--{name} must be positive")
+  if options.shutdown_grace_period_in_ms < 0:
+    raise flags.Error("--shutdown_grace_period_in_ms must be >= 0")
 
