@@ -14,13 +14,16 @@ work unchanged:
 
 Models load in the background while the ports open; a model is ready when
 GetModelStatus (gRPC) or GET /v1/models/<name> (REST) reports a version AVAILABLE.
-SIGTERM or SIGINT stops accepting requests, lets running ones finish and exits 0.
+SIGTERM or SIGINT stops accepting requests, lets running ones finish for
+--shutdown_grace_period_in_ms, cancels what still runs and exits 0.
 The server exits 1 with a message naming the culprit if a flag, config file or port
 is unusable.
 """
 
+import os
 import signal
 import sys
+import threading
 
 from absl import app
 from absl import flags
@@ -30,6 +33,15 @@ from tensorflow_serving.model_servers import server_flags
 
 server_flags.define_flags()
 FLAGS = flags.FLAGS
+# After SIGTERM, the process exits at most this long after the grace period.
+_EXIT_MARGIN_SECONDS = 4.0
+
+
+def _exit_now() -> None:
+  logging.error("Shutdown overran its grace period; exiting without waiting for the work "
+                "still running")
+  logging.flush()
+  os._exit(0)  # pylint: disable=protected-access
 
 
 def _print_version() -> None:
@@ -73,6 +85,12 @@ def main(argv) -> int:
     print(f"tensorflow_model_server: error: {e}", file=sys.stderr)
     return 1
   server.wait()
+  # The last resort of a bounded shutdown: model work that ignores cancellation
+  # (e.g. a custom op) must not keep the process past the grace period.
+  watchdog = threading.Timer(options.shutdown_grace_period_in_ms / 1000.0 + _EXIT_MARGIN_SECONDS,
+                             _exit_now)
+  watchdog.daemon = True
+  watchdog.start()
   server.stop()
   return 0
 

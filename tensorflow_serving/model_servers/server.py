@@ -16,6 +16,7 @@ served by another, instead of deadlocking.
 import concurrent.futures
 import os
 import threading
+import time
 from typing import List, Optional
 
 from absl import logging
@@ -25,9 +26,10 @@ import tensorflow as tf
 # Registers TfServingRemotePredict (and loads its kernel) before models load.
 from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops import remote_predict_ops  # pylint: disable=unused-import
 
-from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import model_service_pb2
+from tensorflow_serving.apis import prediction_service_pb2
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.model_servers import grpc_handlers
 from tensorflow_serving.model_servers import grpc_services
 from tensorflow_serving.model_servers import http_rest_api
 from tensorflow_serving.model_servers import http_server
@@ -40,8 +42,6 @@ from tensorflow_serving.model_servers import serving_errors
 from tensorflow_serving.model_servers import tensor_limits
 from tensorflow_serving.model_servers import tls
 
-# How long stop() lets in-flight requests finish.
-SHUTDOWN_GRACE_SECONDS = 30.0
 # sockaddr_un.sun_path holds 108 bytes, including the terminating NUL.
 _MAX_UNIX_SOCKET_PATH = 107
 
@@ -123,7 +123,10 @@ class ModelServer:
             max_request_bytes=options.rest_api_max_request_bytes,
             enable_cors=options.rest_api_enable_cors_support,
             metrics=self.metrics, metrics_path=metrics_path,
-            shutdown_grace_seconds=SHUTDOWN_GRACE_SECONDS)
+            shutdown_grace_seconds=options.shutdown_grace_period_in_ms / 1000.0,
+            header_timeout_seconds=options.rest_api_header_read_timeout_in_ms / 1000.0,
+            body_timeout_seconds=options.rest_api_body_read_timeout_in_ms / 1000.0,
+            idle_timeout_seconds=options.rest_api_idle_timeout_in_ms / 1000.0)
         self._http_server.start()
     except BaseException:
       self.stop()
@@ -146,11 +149,13 @@ class ModelServer:
         concurrent.futures.ThreadPoolExecutor(options.effective_grpc_max_threads(),
                                               thread_name_prefix="grpc"),
         options=channel_arguments)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        grpc_services.PredictionServicer(self.manager, self.metrics), self._grpc_server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+    grpc_handlers.add_servicer(
+        self._grpc_server, grpc_services.PredictionServicer(self.manager, self.metrics),
+        prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"])
+    grpc_handlers.add_servicer(
+        self._grpc_server,
         grpc_services.ModelServicer(self.manager, self.metrics, self.reload_config),
-        self._grpc_server)
+        model_service_pb2.DESCRIPTOR.services_by_name["ModelService"])
     addresses = []
     if options.grpc_port:
       addresses.append(f"0.0.0.0:{options.grpc_port}")
@@ -218,16 +223,25 @@ class ModelServer:
       pass
 
   def stop(self) -> None:
-    """Stops accepting requests, drains running ones, then unloads all models."""
+    """Stops accepting, drains for the grace period, cancels model work still running.
+
+    Returns within about --shutdown_grace_period_in_ms: requests still running when
+    the grace period ends are cancelled, and so is their model work (closing a
+    session aborts its running steps), so no worker thread outlives the grace.
+    """
     if self._stopped:
       return
     self._stopped = True
     self._stop_requested.set()
-    logging.info("Shutting down: draining in-flight requests")
-    grpc_done = (self._grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
-                 if self._grpc_server is not None else None)
+    grace = self._options.shutdown_grace_period_in_ms / 1000.0
+    grace_ends = time.monotonic() + grace
+    logging.info("Shutting down: draining in-flight requests for up to %.1f s", grace)
+    grpc_done = (self._grpc_server.stop(grace) if self._grpc_server is not None else None)
     if self._http_server is not None:
-      self._http_server.stop()
+      self._http_server.stop(cancel_running_work=self._cancel_model_work)
+    if grpc_done is not None:
+      grpc_done.wait(max(0.0, grace_ends - time.monotonic()))
+    self._cancel_model_work()
     if grpc_done is not None:
       grpc_done.wait()
     if self._config_poll_thread is not None:
@@ -235,3 +249,10 @@ class ModelServer:
     if self.manager is not None:
       self.manager.stop()
     logging.info("Server stopped")
+
+  def _cancel_model_work(self) -> None:
+    if self.manager is not None:
+      cancelled = self.manager.cancel_running_work()
+      if cancelled:
+        logging.warning("Grace period over: cancelled the model work of %d version(s)",
+                        cancelled)
