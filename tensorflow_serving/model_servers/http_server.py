@@ -108,6 +108,21 @@ class HttpServer:
     self._pool.shutdown(wait=True)
     self._control_pool.shutdown(wait=True)
 
+  def _close_with_408(self, request: web.Request) -> web.Response:
+    """Answers 408 and closes at once: aiohttp would otherwise linger reading the body."""
+    body = json_tensor.error_response(
+        f"The request body did not arrive within {self._body_timeout:g} s "
+        "(--rest_api_body_read_timeout_in_ms); is its Content-Length right?").encode("utf-8")
+    head = "".join(f"{name}: {value}\r\n" for name, value in self._headers.items())
+    transport = request.transport
+    if transport is not None:
+      transport.write(
+          b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+          + f"Content-Length: {len(body)}\r\n{head}Connection: close\r\n\r\n".encode("ascii")
+          + body)
+    request.protocol.force_close()  # Closes once the bytes above are flushed.
+    return web.Response(status=408)
+
   def _response(self, status: int, text: str, content_type: str = _JSON) -> web.Response:
     return web.Response(status=status, text=text, content_type=content_type,
                         headers=self._headers)
@@ -139,11 +154,7 @@ class HttpServer:
           f"Request body is larger than the {self._max_request_bytes} bytes this server accepts "
           "(--rest_api_max_request_bytes)"))
     except asyncio.TimeoutError:
-      response = self._response(408, json_tensor.error_response(
-          f"The request body did not arrive within {self._body_timeout:g} s "
-          "(--rest_api_body_read_timeout_in_ms); is its Content-Length right?"))
-      response.force_close()
-      return response
+      return self._close_with_408(request)
     pool = self._control_pool if request.method == "GET" else self._pool
     loop = asyncio.get_running_loop()
     status, text = await loop.run_in_executor(pool, self._api.handle, request.method,
