@@ -5,7 +5,8 @@ byte at a time, a request whose Content-Length promises more body than it sends,
 and connections that never send anything. Each must be closed within its configured
 timeout (plus a margin for a loaded machine), and while many are held a good request
 is still answered. The shutdown case runs model work far longer than the grace
-period and asserts the server exits 0 within grace + 5 s.
+period, checks that status and metadata are answered while every REST worker is busy,
+and asserts the server exits 0 within grace + 5 s.
 """
 
 import os
@@ -175,7 +176,7 @@ class BoundedShutdownTest(tf.test.TestCase):
     server = util.ServerProcess.start(root, [
         "--model_name=counter", f"--model_base_path={counter}",
         f"--shutdown_grace_period_in_ms={int(GRACE_S * 1000)}",
-        "--rest_api_timeout_in_ms=600000",
+        "--rest_api_timeout_in_ms=600000", "--rest_api_num_threads=1",
     ])
     outcomes = []
     try:
@@ -199,7 +200,9 @@ class BoundedShutdownTest(tf.test.TestCase):
         except AssertionError as e:  # curl saw the connection end.
           outcomes.append(str(e)[:40])
 
-      calls = [threading.Thread(target=grpc_call), threading.Thread(target=rest_call)]
+      # Two REST calls: one runs, one waits for the single REST worker.
+      calls = [threading.Thread(target=grpc_call), threading.Thread(target=rest_call),
+               threading.Thread(target=rest_call)]
       idle_cpu = _cpu_seconds(server.process.pid)
       for call in calls:
         call.start()
@@ -211,6 +214,11 @@ class BoundedShutdownTest(tf.test.TestCase):
           server.process.wait(0.1)
         except subprocess.TimeoutExpired:
           pass
+      # With every REST worker busy, status and metadata are still answered.
+      for path in ("/v1/models/counter", "/v1/models/counter/metadata"):
+        status, _ = util.curl("GET", server.rest_url + path)
+        self.assertEqual(status, 200, path)
+      self.assertTrue(all(call.is_alive() for call in calls))
       self.assertIsNone(server.process.poll())
       started = time.monotonic()
       server.process.send_signal(signal.SIGTERM)
@@ -223,7 +231,7 @@ class BoundedShutdownTest(tf.test.TestCase):
     self.assertEqual(code, 0, server.log())
     self.assertLess(elapsed, GRACE_S + 5, server.log())
     self.assertNotIn("finished", outcomes)
-    self.assertLen(outcomes, 2)
+    self.assertLen(outcomes, 3)
 
 
 if __name__ == "__main__":
