@@ -344,9 +344,9 @@ class _Decoder:
     names = set(inputs)
     try:
       if not named:
+        # Objects among the items fail here and are found one by one below.
         name = next(iter(inputs))
-        if not any(isinstance(item, dict) and not is_b64_object(item) for item in instances):
-          return {name: self.tensor(instances, name, inputs[name].dtype)}
+        return {name: self.tensor(instances, name, inputs[name].dtype)}
       elif all(type(item) is dict and item.keys() == names for item in instances):
         return {name: self.tensor([item[name] for item in instances], name, info.dtype)
                 for name, info in inputs.items()}
@@ -528,25 +528,50 @@ def _string(value: bytes, as_bytes: bool) -> str:
   return '{"b64": "%s"}' % base64.b64encode(value).decode("ascii")
 
 
-def _float_tokens(flat: np.ndarray) -> List[str]:
-  """format_float of every element, with C loops: one %-format call per pass."""
-  single = flat.dtype.itemsize <= 4
-  values = flat.astype(np.float64)
+def _format_each(template: str, values: np.ndarray) -> np.ndarray:
+  """`template % value` for every value, in one %-format call (a C loop)."""
+  if not values.size:
+    return np.empty(0, dtype=object)
   as_list = values.tolist()
-  tokens = np.array((",".join(["%.6g"] * len(as_list)) % tuple(as_list)).split(","),
-                    dtype=object)
-  read_back = tokens.astype(np.float64)
-  if single:
-    same = read_back.astype(np.float32) == values.astype(np.float32)
-  else:
-    same = read_back == values
-  redo = np.flatnonzero(~same & ~np.isnan(values))
-  if redo.size:
-    precise = "%.9g" if single else "%.17g"
-    tokens[redo] = (",".join([precise] * redo.size) % tuple(values[redo].tolist())).split(",")
-  # Whole numbers get ".0"; nan and inf get JSON's extended names.
-  text = re.sub(r"(?m)^(-?[0-9]+)$", r"\1.0", "\n".join(tokens.tolist()))
-  return text.replace("nan", "NaN").replace("inf", "Infinity").split("\n")
+  return np.array((",".join([template] * len(as_list)) % tuple(as_list)).split(","),
+                  dtype=object)
+
+
+def _float_tokens(flat: np.ndarray) -> List[str]:
+  """format_float of every element, computed with numpy and C loops.
+
+  Which elements have a 6-digit form that reads back is estimated numerically (a
+  value within a few ulps of its 6-significant-digit rounding); those are formatted
+  with %.6g and checked by reading them back, all others get full precision.
+  """
+  single = flat.dtype.itemsize <= 4
+  exact_type = np.float32 if single else np.float64
+  values = flat.astype(np.float64)
+  finite = np.isfinite(values)
+  with np.errstate(all="ignore"):
+    magnitude = np.abs(np.where(finite & (values != 0), values, 1.0))
+    scale = 10.0 ** (5 - np.floor(np.log10(magnitude)))
+    rounded = np.round(values * scale) / scale
+    ulp = np.spacing(flat.astype(exact_type)).astype(np.float64)
+    short = ~finite | ~np.isfinite(rounded) | (np.abs(rounded - values) <= 4 * np.abs(ulp))
+  tokens = np.empty(values.size, dtype=object)
+  candidates = np.flatnonzero(short & finite)
+  tokens[candidates] = _format_each("%.6g", values[candidates])
+  read_back = tokens[candidates].astype(np.float64).astype(exact_type)
+  missed = candidates[read_back != values[candidates].astype(exact_type)]
+  needs_precision = ~short & finite
+  needs_precision[missed] = True
+  precise = np.flatnonzero(needs_precision)
+  tokens[precise] = _format_each("%.9g" if single else "%.17g", values[precise])
+  nonfinite = np.flatnonzero(~finite)
+  if nonfinite.size:
+    tokens[nonfinite] = np.where(np.isnan(values[nonfinite]), "NaN",
+                                 np.where(values[nonfinite] > 0, "Infinity", "-Infinity"))
+  # Whole numbers written without a point or exponent get ".0".
+  whole = np.flatnonzero(finite & (values == np.floor(values)))
+  if whole.size:
+    tokens[whole] = [t if ("." in t or "e" in t) else t + ".0" for t in tokens[whole].tolist()]
+  return tokens.tolist()
 
 
 def _tokens(array: np.ndarray, alias: str) -> List[str]:

@@ -197,7 +197,13 @@ class PredictResponseTest(absltest.TestCase):
                 np.nan, np.inf, -np.inf]
     for dtype in (np.float16, np.float32, np.float64):
       with np.errstate(all="ignore"):
-        array = np.concatenate([rng.standard_normal(3000) * magnitudes, specials]).astype(dtype)
+        array = np.concatenate([
+            rng.standard_normal(3000) * magnitudes,                   # full precision
+            np.round(rng.uniform(-1e3, 1e3, 3000), 2),                  # short
+            np.round(rng.uniform(-1, 1, 3000), 4),
+            rng.integers(-10**9, 10**9, 1000).astype(np.float64),       # whole numbers
+            10.0 ** np.arange(-45, 39), 2.0 ** np.arange(-149, 128),    # edges
+            specials]).astype(dtype)
       single = np.dtype(dtype).itemsize <= 4
       expected = "[" + ", ".join(json_tensor.format_float(float(v), single) for v in array) + "]"
       self.assertEqual(
