@@ -92,6 +92,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         inputs = predict_impl.arrays_from_tensor_protos(key, signature, request.inputs)
         key, outputs = predict_impl.predict(servable, key, inputs, request.output_filter,
                                             deadline, grpc_handlers.MAX_REPLY_BYTES)
+        del inputs  # Large inputs need not live while the reply is built.
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable, key)
         for alias, value in outputs.items():

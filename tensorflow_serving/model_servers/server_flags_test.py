@@ -51,6 +51,25 @@ class ServerFlagsTest(parameterized.TestCase):
         f"flag --{name} is a TensorFlow Serving flag this server does not support"):
       _parse("--model_base_path=/m", *args)
 
+  def test_limits_beyond_tf_serving(self):
+    defaults = server_flags.options_from_flags(_parse("--model_base_path=/m"))
+    self.assertEqual(defaults.max_request_tensor_bytes, 2 << 30)
+    self.assertEqual(defaults.shutdown_grace_period_in_ms, 30000)
+    options = server_flags.options_from_flags(_parse(
+        "--model_base_path=/m", "--max_request_tensor_bytes=1024",
+        "--rest_api_header_read_timeout_in_ms=1", "--rest_api_body_read_timeout_in_ms=2",
+        "--rest_api_idle_timeout_in_ms=3", "--shutdown_grace_period_in_ms=0"))
+    self.assertEqual(
+        (options.max_request_tensor_bytes, options.rest_api_header_read_timeout_in_ms,
+         options.rest_api_body_read_timeout_in_ms, options.rest_api_idle_timeout_in_ms,
+         options.shutdown_grace_period_in_ms), (1024, 1, 2, 3, 0))
+
+  @parameterized.parameters("max_request_tensor_bytes", "rest_api_header_read_timeout_in_ms",
+                            "rest_api_body_read_timeout_in_ms", "rest_api_idle_timeout_in_ms")
+  def test_limits_must_be_positive(self, name):
+    with self.assertRaisesRegex(flags.Error, f"--{name} must be positive"):
+      server_flags.options_from_flags(_parse("--model_base_path=/m", f"--{name}=0"))
+
   def test_arguments_after_double_dash_are_not_flags(self):
     server_flags.reject_unsupported_flags(["--port=1", "--", "--enable_batching"])
 

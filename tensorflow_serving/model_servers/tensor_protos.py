@@ -55,12 +55,13 @@ def _content_or_values(proto: tensor_pb2.TensorProto, alias: str, shape, count: 
   dtype = _numpy_dtype(proto.dtype)
   nbytes = count * np.dtype(dtype).itemsize
   budget.charge(alias, shape, proto.dtype, nbytes)
-  if proto.tensor_content:
-    if len(proto.tensor_content) != nbytes:
+  content = proto.tensor_content  # Each read of the field is a fresh copy: read it once.
+  if content:
+    if len(content) != nbytes:
       raise serving_errors.invalid_argument(
-          f"input '{alias}': tensor_content holds {len(proto.tensor_content)} bytes but shape "
+          f"input '{alias}': tensor_content holds {len(content)} bytes but shape "
           f"{shape} of {tensor_limits.dtype_name(proto.dtype)} needs exactly {nbytes}")
-    return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    return np.frombuffer(content, dtype=dtype).reshape(shape)
   # TensorFlow's rule for repeated fields: none means zeros, fewer values than
   # elements repeat the last one, extra values are ignored.
   values = getattr(proto, _VALUE_FIELDS[proto.dtype])
