@@ -230,6 +230,9 @@ class BoundedShutdownTest(tf.test.TestCase):
       server.stop()
     self.assertEqual(code, 0, server.log())
     self.assertLess(elapsed, GRACE_S + 5, server.log())
+    # Cancelling the model work ended it, not main's last-resort exit.
+    self.assertIn("cancelled the model work", server.log())
+    self.assertNotIn("overran its grace period", server.log())
     self.assertNotIn("finished", outcomes)
     self.assertLen(outcomes, 3)
 
