@@ -17,7 +17,7 @@ grace period), then closes the remaining connections.
 import asyncio
 import concurrent.futures
 import threading
-from typing import Callable, Optional
+from typing import Optional
 
 from absl import logging
 from aiohttp import web
@@ -88,25 +88,27 @@ class HttpServer:
                                                        self._header_timeout)
     await self._site.start()
 
-  def stop(self, cancel_running_work: Optional[Callable[[], None]] = None) -> None:
+  def stop(self) -> None:
     """Stops accepting, waits for running requests (up to the grace period), stops.
 
-    `cancel_running_work` runs once the grace period is over, before waiting for the
-    worker threads, so that model work still running cannot hold them.
+    Model work still running on the worker threads is left to the caller to cancel;
+    `join_workers()` then waits for those threads.
     """
     if self._thread.is_alive():
-      self._shut_down(cancel_running_work)
+      self._shut_down()
 
-  def _shut_down(self, cancel_running_work: Optional[Callable[[], None]] = None) -> None:
+  def join_workers(self) -> None:
+    self._pool.shutdown(wait=True)
+    self._control_pool.shutdown(wait=True)
+
+  def _shut_down(self) -> None:
     if self._runner is not None:
       asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result()
       self._runner = None
     self._loop.call_soon_threadsafe(self._loop.stop)
     self._thread.join()
-    if cancel_running_work is not None:
-      cancel_running_work()
-    self._pool.shutdown(wait=True)
-    self._control_pool.shutdown(wait=True)
+    self._pool.shutdown(wait=False, cancel_futures=True)
+    self._control_pool.shutdown(wait=False, cancel_futures=True)
 
   def _close_with_408(self, request: web.Request) -> web.Response:
     """Answers 408 and closes at once: aiohttp would otherwise linger reading the body."""

@@ -238,10 +238,13 @@ class ModelServer:
     logging.info("Shutting down: draining in-flight requests for up to %.1f s", grace)
     grpc_done = (self._grpc_server.stop(grace) if self._grpc_server is not None else None)
     if self._http_server is not None:
-      self._http_server.stop(cancel_running_work=self._cancel_model_work)
+      self._http_server.stop()
     if grpc_done is not None:
       grpc_done.wait(max(0.0, grace_ends - time.monotonic()))
+    # Drained, or the grace period is over: nothing may run past this point.
     self._cancel_model_work()
+    if self._http_server is not None:
+      self._http_server.join_workers()
     if grpc_done is not None:
       grpc_done.wait()
     if self._config_poll_thread is not None:
