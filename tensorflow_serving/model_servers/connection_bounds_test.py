@@ -220,7 +220,7 @@ class BoundedShutdownTest(tf.test.TestCase):
         self.assertEqual(status, 200, path)
       self.assertTrue(all(call.is_alive() for call in calls))
       self.assertIsNone(server.process.poll())
-      started = time.monotonic()
+      started, sent_at = time.monotonic(), time.strftime("%H:%M:%S")
       server.process.send_signal(signal.SIGTERM)
       code = server.wait_exit(GRACE_S + 30)
       elapsed = time.monotonic() - started
@@ -229,7 +229,7 @@ class BoundedShutdownTest(tf.test.TestCase):
     finally:
       server.stop()
     self.assertEqual(code, 0, server.log())
-    self.assertLess(elapsed, GRACE_S + 5, server.log())
+    self.assertLess(elapsed, GRACE_S + 5, f"SIGTERM sent at {sent_at}\n{server.log()}")
     # Cancelling the model work ended it, not main's last-resort exit.
     self.assertIn("cancelled the model work", server.log())
     self.assertNotIn("overran its grace period", server.log())

@@ -90,6 +90,8 @@ class Servable:
     Returns whether any request was still using the version.
     """
     with self._lock:
+      if self._cancelled:
+        return False
       self._cancelled = True
       busy = self._in_flight > 0
     # Closing a TensorFlow session cancels the steps running in it.

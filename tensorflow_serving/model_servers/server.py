@@ -16,7 +16,6 @@ served by another, instead of deadlocking.
 import concurrent.futures
 import os
 import threading
-import time
 from typing import List, Optional
 
 from absl import logging
@@ -234,14 +233,18 @@ class ModelServer:
     self._stopped = True
     self._stop_requested.set()
     grace = self._options.shutdown_grace_period_in_ms / 1000.0
-    grace_ends = time.monotonic() + grace
     logging.info("Shutting down: draining in-flight requests for up to %.1f s", grace)
+    # Whatever the front ends are doing, model work ends when the grace period does.
+    grace_over = threading.Timer(grace, self._cancel_model_work)
+    grace_over.daemon = True
+    grace_over.start()
     grpc_done = (self._grpc_server.stop(grace) if self._grpc_server is not None else None)
     if self._http_server is not None:
       self._http_server.stop()
     if grpc_done is not None:
-      grpc_done.wait(max(0.0, grace_ends - time.monotonic()))
-    # Drained, or the grace period is over: nothing may run past this point.
+      grpc_done.wait(grace)
+    # Drained (or the grace period is over): nothing may run past this point.
+    grace_over.cancel()
     self._cancel_model_work()
     if self._http_server is not None:
       self._http_server.join_workers()
@@ -257,5 +260,5 @@ class ModelServer:
     if self.manager is not None:
       cancelled = self.manager.cancel_running_work()
       if cancelled:
-        logging.warning("Grace period over: cancelled the model work of %d version(s)",
+        logging.warning("Grace period over: cancelled the model work of %d busy version(s)",
                         cancelled)
