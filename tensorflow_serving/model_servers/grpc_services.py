@@ -25,6 +25,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 from tensorflow_serving.model_servers import classify_regress_impl
 from tensorflow_serving.model_servers import example_input
+from tensorflow_serving.model_servers import grpc_handlers
 from tensorflow_serving.model_servers import model_manager as model_manager_lib
 from tensorflow_serving.model_servers import model_metadata
 from tensorflow_serving.model_servers import monitoring
@@ -96,7 +97,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         signature = servable.signature(key)
         inputs = predict_impl.arrays_from_tensor_protos(key, signature, request.inputs)
         key, outputs = predict_impl.predict(servable, key, inputs, request.output_filter,
-                                            deadline)
+                                            deadline, grpc_handlers.MAX_REPLY_BYTES)
+        del inputs  # Large inputs need not live while the reply is built.
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable, key)
         for alias, value in outputs.items():

@@ -32,6 +32,7 @@ from tensorflow_serving.model_servers import predict_impl
 from tensorflow_serving.model_servers import request_deadline
 from tensorflow_serving.model_servers import servable as servable_lib
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_limits
 
 ENTRYPOINT = "REST"
 _VERSION_PART = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
@@ -134,7 +135,9 @@ class RestApi:
         signature = servable.signature(key)
       except serving_errors.ServingError as e:
         raise serving_errors.invalid_argument(e.message) from e
-      inputs, request_format = json_tensor.predict_inputs(document, signature)
+      inputs, request_format = json_tensor.predict_inputs(
+          document, signature, tensor_limits.Budget(),
+          may_hold_bools=b"true" in body or b"false" in body)
       _, outputs = predict_impl.predict(servable, key, inputs, [], deadline)
     return json_tensor.predict_response(outputs, request_format)
 

@@ -19,9 +19,13 @@ import base64
 import binascii
 import json
 import math
-from typing import Any, Dict, List, Mapping, Tuple
+import re
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import grpc
 
 import numpy as np
+import orjson
 import tensorflow as tf
 
 from tensorflow.core.example import example_pb2
@@ -32,6 +36,7 @@ from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import input_pb2
 from tensorflow_serving.apis import regression_pb2
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_limits
 
 ROW = "row"
 COLUMNAR = "columnar"
@@ -63,7 +68,12 @@ def _error(message: str) -> serving_errors.ServingError:
 
 
 def _short(value: Any) -> str:
-  text = json.dumps(value)
+  if isinstance(value, list) and len(value) > 8:
+    value = value[:8]  # Enough to show; never serialise a huge value for a message.
+  try:
+    text = orjson.dumps(value).decode("utf-8")
+  except TypeError:  # e.g. an integer beyond 64 bits
+    text = json.dumps(value, default=str)
   return text if len(text) <= 100 else text[:97] + "..."
 
 
@@ -92,16 +102,47 @@ def _decode_b64(value: Dict[str, str]) -> bytes:
     raise _error(f"JSON Value: {_short(value)} is not valid base64: {e}") from e
 
 
+def _finite_float(text: str) -> float:
+  value = float(text)
+  if math.isinf(value):
+    raise ValueError(f"Number {text[:40]} is too big to be stored in a double")
+  return value
+
+
+def _number_from_int_literal(text: str):
+  # orjson's rule, kept on the fallback path: integers beyond 64 bits read as doubles.
+  if len(text) > 20:
+    return _finite_float(text)
+  value = int(text)
+  return value if -2**63 <= value < 2**64 else float(value)
+
+
+def _loads_with_nan_and_infinity(body: bytes) -> Any:
+  """The stdlib parser (still C), for bodies holding NaN/Infinity, which orjson refuses."""
+  try:
+    return json.loads(body.decode("utf-8"), parse_float=_finite_float,
+                      parse_int=_number_from_int_literal)
+  except UnicodeDecodeError as e:
+    raise _error(f"JSON Parse error: Invalid encoding in string (not UTF-8) at offset: "
+                 f"{e.start}") from e
+  except json.JSONDecodeError as e:
+    raise _error(f"JSON Parse error: {e.msg} at offset: {e.pos}") from e
+  except (ValueError, RecursionError) as e:
+    raise _error(f"JSON Parse error: {e}") from e
+
+
 def parse_request(body: bytes) -> Dict[str, Any]:
-  """Parses a request body that must be a JSON object."""
+  """Parses a request body that must be a JSON object (C speed: orjson)."""
   if not body:
     raise _error("JSON Parse error: The document is empty")
   try:
-    document = json.loads(body)
-  except (UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise _error(f"JSON Parse error: {e}") from e
-  except RecursionError as e:
-    raise _error("JSON Parse error: the document is nested too deeply") from e
+    document = orjson.loads(body)
+  except orjson.JSONDecodeError as e:
+    # TF Serving's parser takes NaN, Infinity and -Infinity; orjson does not.
+    if b"NaN" in body or b"Infinity" in body:
+      document = _loads_with_nan_and_infinity(body)
+    else:
+      raise _error(f"JSON Parse error: {e.msg} at offset: {e.pos}") from e
   if not isinstance(document, dict):
     raise _error(f"JSON Value: {_short(document)} Is not object")
   return document
@@ -117,22 +158,25 @@ def signature_name(document: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------- JSON -> numpy
 
 
+def _mismatch(value: Any, dtype_name: str) -> serving_errors.ServingError:
+  return _error(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected "
+                f"type: {dtype_name}")
+
+
 def _scalar(value: Any, dtype: int, dtype_name: str) -> Any:
   """One JSON leaf as a Python value of `dtype`; raises on a mismatch."""
-  mismatch = _error(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected "
-                    f"type: {dtype_name}")
   if dtype == types_pb2.DT_STRING:
     if isinstance(value, str):
       return value.encode("utf-8")
     if is_b64_object(value):
       return _decode_b64(value)
-    raise mismatch
+    raise _mismatch(value, dtype_name)
   if dtype == types_pb2.DT_BOOL:
     if isinstance(value, bool):
       return value
-    raise mismatch
+    raise _mismatch(value, dtype_name)
   if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise mismatch
+    raise _mismatch(value, dtype_name)
   if dtype in _FLOAT_TYPES:
     _, exact_int_limit, largest = _FLOAT_TYPES[dtype]
     if (abs(value) > exact_int_limit if isinstance(value, int)
@@ -141,7 +185,7 @@ def _scalar(value: Any, dtype: int, dtype_name: str) -> Any:
     return value
   if dtype in _INT_TYPES:
     if not isinstance(value, int):
-      raise mismatch
+      raise _mismatch(value, dtype_name)
     info = np.iinfo(_INT_TYPES[dtype])
     if not info.min <= value <= info.max:
       raise _error(f"JSON Value: {value} is out of range for type: {dtype_name}")
@@ -177,89 +221,203 @@ def _flatten(value: Any, level: int, shape: List[int], out: List[Any], dtype: in
     _flatten(item, level + 1, shape, out, dtype, dtype_name)
 
 
-def tensor_from_json(value: Any, dtype: int) -> np.ndarray:
-  """A dense tensor of `dtype` from nested JSON lists; every row must be equally long."""
-  dtype_name = types_pb2.DataType.Name(dtype)[3:].lower() if dtype in types_pb2.DataType.values() else str(dtype)
+def _dtype_name(dtype: int) -> str:
+  return (types_pb2.DataType.Name(dtype)[3:].lower() if dtype in types_pb2.DataType.values()
+          else str(dtype))
+
+
+def _numpy_type(dtype: int):
+  if dtype == types_pb2.DT_BOOL:
+    return np.bool_
+  if dtype in _FLOAT_TYPES:
+    return _FLOAT_TYPES[dtype][0]
+  return _INT_TYPES.get(dtype)
+
+
+def _holds_bools(value: Any) -> bool:
+  # numpy reads true/false among numbers as 1/0; TensorFlow Serving refuses them.
+  types = np.frompyfunc(type, 1, 1)(np.array(value, dtype=object))
+  return bool in set(np.asarray(types).reshape(-1).tolist())
+
+
+def _numbers_at_c_speed(value: Any, dtype: int, may_hold_bools: bool) -> Optional[np.ndarray]:
+  """`value` as a numeric/bool array of `dtype` with numpy's C loops, or None.
+
+  None means the value is not plainly valid (ragged, wrong types, out of range); the
+  element-by-element path then finds the exact problem for the error message.
+  """
+  target = _numpy_type(dtype)
+  if target is None:
+    return None
+  try:
+    raw = np.array(value)
+  except (ValueError, TypeError, OverflowError):
+    return None
+  kind = raw.dtype.kind
+  if dtype == types_pb2.DT_BOOL:
+    return raw if kind == "b" else None
+  if kind not in "iuf" or (kind == "f" and dtype in _INT_TYPES):
+    return None
+  if may_hold_bools and raw.size and _holds_bools(value):
+    return None
+  if raw.size:
+    if dtype in _INT_TYPES:
+      info = np.iinfo(target)
+      if raw.min() < info.min or raw.max() > info.max:
+        return None
+    elif kind in "iu":
+      exact = _FLOAT_TYPES[dtype][1]
+      if raw.min() < -exact or raw.max() > exact:
+        return None
+    else:
+      with np.errstate(invalid="ignore"):
+        magnitude = np.abs(raw)
+        if ((magnitude > _FLOAT_TYPES[dtype][2]) & np.isfinite(magnitude)).any():
+          return None
+  return raw
+
+
+# Beyond this many elements, a value that numpy cannot read as a dense tensor is
+# refused without an element-by-element search for the first bad element.
+_MAX_ELEMENTS_SEARCHED = 1 << 20
+
+
+def tensor_from_json(value: Any, dtype: int, alias: str = "",
+                     budget: Optional[tensor_limits.Budget] = None,
+                     may_hold_bools: bool = True) -> np.ndarray:
+  """A dense tensor of `dtype` from nested JSON lists; every row must be equally long.
+
+  Numbers and bools convert with numpy's C loops; strings, and values with a problem
+  to report, go element by element. `budget` is charged before the tensor is built.
+  """
+  dtype_name = _dtype_name(dtype)
+  raw = _numbers_at_c_speed(value, dtype, may_hold_bools)
+  if raw is not None:
+    if budget is not None:
+      budget.charge(alias, raw.shape, dtype, raw.size * np.dtype(_numpy_type(dtype)).itemsize)
+    return raw.astype(_numpy_type(dtype), copy=False)
   shape = _shape_of(value)
   if len(shape) > _MAX_RANK:
     raise _error(f"a tensor of rank {len(shape)} is nested too deeply; at most {_MAX_RANK} "
                  "dimensions are supported")
+  declared = tensor_limits.element_count(alias, shape)
+  if dtype != types_pb2.DT_STRING and declared > _MAX_ELEMENTS_SEARCHED:
+    raise _error(f"the value of shape {shape} (from its first elements) is not a dense tensor "
+                 f"of {dtype_name}: its lists differ in length or it holds values of another "
+                 "type")
   flat: List[Any] = []
   _flatten(value, 0, shape, flat, dtype, dtype_name)
   if dtype == types_pb2.DT_STRING:
+    if budget is not None:
+      budget.charge(alias, shape, dtype, len(flat) * tensor_limits.STRING_ELEMENT_BYTES
+                    + sum(len(v) for v in flat))
     array = np.empty(len(flat), dtype=object)
     array[:] = flat
-  elif dtype == types_pb2.DT_BOOL:
-    array = np.array(flat, dtype=np.bool_)
-  elif dtype in _FLOAT_TYPES:
-    array = np.array(flat, dtype=_FLOAT_TYPES[dtype][0])
-  else:
-    array = np.array(flat, dtype=_INT_TYPES[dtype])
-  return array.reshape(shape)
+    return array.reshape(shape)
+  target = _numpy_type(dtype)
+  if budget is not None:
+    budget.charge(alias, shape, dtype, len(flat) * np.dtype(target).itemsize)
+  return np.array(flat, dtype=target).reshape(shape)
 
 
 def _is_named_object(value: Any) -> bool:
   return isinstance(value, dict) and not is_b64_object(value)
 
 
-def _instances(instances: List[Any], inputs: Mapping[str, meta_graph_pb2.TensorInfo]) -> Dict[str, np.ndarray]:
-  named = _is_named_object(instances[0])
-  if not named and len(inputs) > 1:
-    raise _error("instances is a plain list, but expecting list of objects as multiple input "
-                 f"tensors required as per tensorinfo_map: {', '.join(sorted(inputs))}")
-  items: Dict[str, List[np.ndarray]] = {name: [] for name in inputs}
-  for index, element in enumerate(instances):
-    if named != _is_named_object(element):
-      expected = "object" if named else "value/list"
-      raise _error(f"Expecting {expected} but got {_json_type(element).lower()} at item {index} "
-                   "of input list")
-    entries = element.items() if named else [(next(iter(inputs)), element)]
-    if named and set(element) != set(inputs):
-      raise _error(f"Failed to process element: {index} of 'instances' list. JSON object: "
-                   f"{_short(element)} keys must be equal to: {','.join(sorted(inputs))}")
-    for name, value in entries:
-      try:
-        tensor = tensor_from_json(value, inputs[name].dtype)
-      except serving_errors.ServingError as e:
-        key = f" key: {name}" if named else ""
-        raise serving_errors.ServingError(
-            e.code, f"Failed to process element: {index}{key} of 'instances' list. Error: "
-            f"{e.message}") from e
-      if items[name] and items[name][0].shape != tensor.shape:
-        raise _error(f"Expecting shape {list(items[name][0].shape)} but got: {list(tensor.shape)} "
-                     f"for input '{name}' at item {index} of 'instances' list")
-      items[name].append(tensor)
-  return {name: np.stack(tensors) for name, tensors in items.items()}
+class _Decoder:
+  """Decodes one request's tensors against its budget."""
+
+  def __init__(self, budget: Optional[tensor_limits.Budget], may_hold_bools: bool):
+    self.budget = budget
+    self.may_hold_bools = may_hold_bools
+
+  def tensor(self, value: Any, name: str, dtype: int) -> np.ndarray:
+    return tensor_from_json(value, dtype, name, self.budget, self.may_hold_bools)
+
+  def instances(self, instances: List[Any],
+                inputs: Mapping[str, meta_graph_pb2.TensorInfo]) -> Dict[str, np.ndarray]:
+    """The row format: all items at once when they are well-formed."""
+    named = _is_named_object(instances[0])
+    if not named and len(inputs) > 1:
+      raise _error("instances is a plain list, but expecting list of objects as multiple "
+                   f"input tensors required as per tensorinfo_map: {', '.join(sorted(inputs))}")
+    names = set(inputs)
+    try:
+      if not named:
+        # Objects among the items fail here and are found one by one below.
+        name = next(iter(inputs))
+        return {name: self.tensor(instances, name, inputs[name].dtype)}
+      elif all(type(item) is dict and item.keys() == names for item in instances):
+        return {name: self.tensor([item[name] for item in instances], name, info.dtype)
+                for name, info in inputs.items()}
+    except serving_errors.ServingError as e:
+      if e.code != grpc.StatusCode.INVALID_ARGUMENT or len(instances) > _MAX_ELEMENTS_SEARCHED:
+        raise
+    return self._instances_one_by_one(instances, inputs, named)
+
+  def _instances_one_by_one(self, instances: List[Any],
+                            inputs: Mapping[str, meta_graph_pb2.TensorInfo],
+                            named: bool) -> Dict[str, np.ndarray]:
+    """Item by item, to say which item is wrong."""
+    items: Dict[str, List[np.ndarray]] = {name: [] for name in inputs}
+    for index, element in enumerate(instances):
+      if named != _is_named_object(element):
+        expected = "object" if named else "value/list"
+        raise _error(f"Expecting {expected} but got {_json_type(element).lower()} at item "
+                     f"{index} of input list")
+      entries = element.items() if named else [(next(iter(inputs)), element)]
+      if named and set(element) != set(inputs):
+        raise _error(f"Failed to process element: {index} of 'instances' list. JSON object: "
+                     f"{_short(element)} keys must be equal to: {','.join(sorted(inputs))}")
+      for name, value in entries:
+        try:
+          tensor = self.tensor(value, name, inputs[name].dtype)
+        except serving_errors.ServingError as e:
+          key = f" key: {name}" if named else ""
+          raise serving_errors.ServingError(
+              e.code, f"Failed to process element: {index}{key} of 'instances' list. Error: "
+              f"{e.message}") from e
+        if items[name] and items[name][0].shape != tensor.shape:
+          raise _error(f"Expecting shape {list(items[name][0].shape)} but got: "
+                       f"{list(tensor.shape)} for input '{name}' at item {index} of "
+                       "'instances' list")
+        items[name].append(tensor)
+    return {name: np.stack(tensors) for name, tensors in items.items()}
+
+  def columns(self, value: Any,
+              inputs: Mapping[str, meta_graph_pb2.TensorInfo]) -> Dict[str, np.ndarray]:
+    if not _is_named_object(value):
+      if len(inputs) > 1:
+        raise _error("inputs is a plain value/list, but expecting an object as multiple input "
+                     f"tensors required as per tensorinfo_map: {', '.join(sorted(inputs))}")
+      name = next(iter(inputs))
+      return {name: self.tensor(value, name, inputs[name].dtype)}
+    for name in inputs:
+      if name not in value:
+        raise _error(f"Missing named input: {name} in 'inputs' object.")
+    extra = sorted(set(value) - set(inputs))
+    if extra:
+      raise _error(f"'inputs' object has unknown input(s) {extra}; the signature's inputs are "
+                   f"{sorted(inputs)}")
+    return {name: self.tensor(value[name], name, info.dtype) for name, info in inputs.items()}
 
 
-def _columns(value: Any, inputs: Mapping[str, meta_graph_pb2.TensorInfo]) -> Dict[str, np.ndarray]:
-  if not _is_named_object(value):
-    if len(inputs) > 1:
-      raise _error("inputs is a plain value/list, but expecting an object as multiple input "
-                   f"tensors required as per tensorinfo_map: {', '.join(sorted(inputs))}")
-    name = next(iter(inputs))
-    return {name: tensor_from_json(value, inputs[name].dtype)}
-  for name in inputs:
-    if name not in value:
-      raise _error(f"Missing named input: {name} in 'inputs' object.")
-  extra = sorted(set(value) - set(inputs))
-  if extra:
-    raise _error(f"'inputs' object has unknown input(s) {extra}; the signature's inputs are "
-                 f"{sorted(inputs)}")
-  return {name: tensor_from_json(value[name], info.dtype) for name, info in inputs.items()}
+def predict_inputs(document: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef,
+                   budget: Optional[tensor_limits.Budget] = None,
+                   may_hold_bools: bool = True) -> Tuple[Dict[str, np.ndarray], str]:
+  """The request's input arrays and its format (ROW or COLUMNAR).
 
-
-def predict_inputs(document: Mapping[str, Any],
-                   signature: meta_graph_pb2.SignatureDef) -> Tuple[Dict[str, np.ndarray], str]:
-  """The request's input arrays and its format (ROW or COLUMNAR)."""
+  `budget` limits the decoded bytes; `may_hold_bools=False` (the body has no
+  true/false token) skips the search for bools among numbers.
+  """
   try:
-    return _predict_inputs(document, signature)
+    return _predict_inputs(document, signature, _Decoder(budget, may_hold_bools))
   except RecursionError as e:
     raise _error("the request's lists are nested too deeply to be a tensor") from e
 
 
-def _predict_inputs(document: Mapping[str, Any],
-                    signature: meta_graph_pb2.SignatureDef) -> Tuple[Dict[str, np.ndarray], str]:
+def _predict_inputs(document: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef,
+                    decoder: _Decoder) -> Tuple[Dict[str, np.ndarray], str]:
   if not signature.inputs:
     raise _error("the signature has no inputs")
   has_instances, has_inputs = "instances" in document, "inputs" in document
@@ -272,9 +430,9 @@ def _predict_inputs(document: Mapping[str, Any],
       raise _error("Excepting 'instances' to be an list/array")
     if not instances:
       raise _error("No values in 'instances' array")
-    return _instances(instances, signature.inputs), ROW
+    return decoder.instances(instances, signature.inputs), ROW
   if has_inputs:
-    return _columns(document["inputs"], signature.inputs), COLUMNAR
+    return decoder.columns(document["inputs"], signature.inputs), COLUMNAR
   raise _error("Missing 'inputs' or 'instances' key")
 
 
@@ -370,46 +528,86 @@ def _string(value: bytes, as_bytes: bool) -> str:
   return '{"b64": "%s"}' % base64.b64encode(value).decode("ascii")
 
 
-def _leaf_writer(array: np.ndarray, alias: str):
+def _format_each(template: str, values: np.ndarray) -> np.ndarray:
+  """`template % value` for every value, in one %-format call (a C loop)."""
+  if not values.size:
+    return np.empty(0, dtype=object)
+  as_list = values.tolist()
+  return np.array((",".join([template] * len(as_list)) % tuple(as_list)).split(","),
+                  dtype=object)
+
+
+def _float_tokens(flat: np.ndarray) -> List[str]:
+  """format_float of every element, computed with numpy and C loops.
+
+  Which elements have a 6-digit form that reads back is estimated numerically (a
+  value within a few ulps of its 6-significant-digit rounding); those are formatted
+  with %.6g and checked by reading them back, all others get full precision.
+  """
+  single = flat.dtype.itemsize <= 4
+  exact_type = np.float32 if single else np.float64
+  values = flat.astype(np.float64)
+  finite = np.isfinite(values)
+  with np.errstate(all="ignore"):
+    magnitude = np.abs(np.where(finite & (values != 0), values, 1.0))
+    scale = 10.0 ** (5 - np.floor(np.log10(magnitude)))
+    rounded = np.round(values * scale) / scale
+    ulp = np.spacing(flat.astype(exact_type)).astype(np.float64)
+    short = ~finite | ~np.isfinite(rounded) | (np.abs(rounded - values) <= 4 * np.abs(ulp))
+  tokens = np.empty(values.size, dtype=object)
+  candidates = np.flatnonzero(short & finite)
+  tokens[candidates] = _format_each("%.6g", values[candidates])
+  read_back = tokens[candidates].astype(np.float64).astype(exact_type)
+  missed = candidates[read_back != values[candidates].astype(exact_type)]
+  needs_precision = ~short & finite
+  needs_precision[missed] = True
+  precise = np.flatnonzero(needs_precision)
+  tokens[precise] = _format_each("%.9g" if single else "%.17g", values[precise])
+  nonfinite = np.flatnonzero(~finite)
+  if nonfinite.size:
+    tokens[nonfinite] = np.where(np.isnan(values[nonfinite]), "NaN",
+                                 np.where(values[nonfinite] > 0, "Infinity", "-Infinity"))
+  # Whole numbers written without a point or exponent get ".0".
+  whole = np.flatnonzero(finite & (values == np.floor(values)))
+  if whole.size:
+    tokens[whole] = [t if ("." in t or "e" in t) else t + ".0" for t in tokens[whole].tolist()]
+  return tokens.tolist()
+
+
+def _tokens(array: np.ndarray, alias: str) -> List[str]:
+  """The JSON text of each element of `array`, in C order."""
+  flat = array.reshape(-1)
   kind = array.dtype.kind
-  if kind == "f":
-    single = array.dtype.itemsize <= 4
-    return lambda v: format_float(float(v), single)
+  if not flat.size:
+    return []
+  if kind == "f" or array.dtype == tf.bfloat16.as_numpy_dtype:
+    return _float_tokens(flat)
   if kind in "iu":
-    return lambda v: str(int(v))
+    return list(map(str, flat.tolist()))
   if kind == "b":
-    return lambda v: "true" if v else "false"
+    return np.where(flat, "true", "false").tolist()
   if kind in "OSU":
     as_bytes = alias.endswith(_BYTES_SUFFIX)
-    return lambda v: _string(v if isinstance(v, bytes) else str(v).encode("utf-8"), as_bytes)
+    return [_string(v if isinstance(v, bytes) else str(v).encode("utf-8"), as_bytes)
+            for v in flat.tolist()]
   raise serving_errors.unimplemented(
       f"output '{alias}' has dtype {array.dtype}, which has no JSON form")
 
 
-def _writer(array: np.ndarray, alias: str):
-  """A function writing `array` or any slice of it as nested JSON lists."""
-  leaf = _leaf_writer(array, alias)
-
-  def nested(part: Any) -> str:
-    if not isinstance(part, np.ndarray):
-      return leaf(part)  # An element of an object array.
-    if part.ndim == 0:
-      return leaf(part[()])
-    if part.ndim == 1:
-      return "[" + ", ".join(leaf(v) for v in part) + "]"
-    return "[" + ", ".join(nested(sub) for sub in part) + "]"
-
-  return nested
+def _template(shape) -> str:
+  """Nested JSON lists of `shape` with a %s for each element."""
+  template = "%s"
+  for size in reversed(shape):
+    template = "[" + ", ".join([template] * size) + "]"
+  return template
 
 
 def _write(array: np.ndarray, alias: str) -> str:
-  return _writer(array, alias)(array)
+  return _template(array.shape) % tuple(_tokens(array, alias))
 
 
-def _write_items(array: np.ndarray, alias: str) -> List[str]:
-  """The JSON of each batch item (slice along dimension 0)."""
-  write = _writer(array, alias)
-  return [write(array[i]) for i in range(array.shape[0])]
+def _key(name: str) -> str:
+  return json.dumps(name).replace("%", "%%")
 
 
 def predict_response(outputs: Mapping[str, np.ndarray], request_format: str) -> str:
@@ -431,12 +629,14 @@ def predict_response(outputs: Mapping[str, np.ndarray], request_format: str) -> 
                    f"expecting: {batch}; use the columnar ('inputs') request format")
     batch = outputs[name].shape[0]
   if len(names) == 1:
-    items = _write_items(outputs[names[0]], names[0])
-  else:
-    columns = {n: _write_items(outputs[n], n) for n in names}
-    items = ["{" + ", ".join(f"{json.dumps(n)}: {columns[n][i]}" for n in names) + "}"
-             for i in range(batch)]
-  return '{"predictions": [' + ", ".join(items) + "]}"
+    return '{"predictions": ' + _write(outputs[names[0]], names[0]) + "}"
+  if not batch:
+    return '{"predictions": []}'
+  # One object per batch item; its tokens are each output's item tokens in turn.
+  item = "{" + ", ".join(_key(n) + ": " + _template(outputs[n].shape[1:]) for n in names) + "}"
+  columns = [np.array(_tokens(outputs[n], n), dtype=object).reshape(batch, -1) for n in names]
+  tokens = np.concatenate(columns, axis=1).reshape(-1).tolist()
+  return '{"predictions": ' + ("[" + ", ".join([item] * batch) + "]") % tuple(tokens) + "}"
 
 
 def classification_response(result: classification_pb2.ClassificationResult) -> str:

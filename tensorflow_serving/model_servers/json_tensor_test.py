@@ -12,6 +12,7 @@ from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import regression_pb2
 from tensorflow_serving.model_servers import json_tensor
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_limits
 
 
 def _signature(**inputs):
@@ -111,6 +112,48 @@ class PredictRequestTest(parameterized.TestCase):
       json_tensor.parse_request(body)
 
 
+  @parameterized.named_parameters(
+      ("overflowing_double", b'{"instances": [1e400]}', "too big|infinity"),
+      ("overflow_next_to_nan", b'{"instances": [NaN, 1e400]}', "too big"),
+      ("five_thousand_digits", b'{"instances": [' + b"9" * 5000 + b"]}", "infinity|too big"),
+      ("not_utf8", b'{"instances": ["\xff"]}', "UTF-8"),
+      ("not_utf8_with_nan", b'{"instances": [NaN, "\xff"]}', "UTF-8"),
+  )
+  def test_numbers_and_bytes_json_cannot_carry(self, body, message):
+    with self.assertRaisesRegex(serving_errors.ServingError, "JSON Parse error: .*" + message):
+      json_tensor.parse_request(body)
+
+  def test_bools_among_numbers_are_refused(self):
+    for dtype in (types_pb2.DT_FLOAT, types_pb2.DT_INT64):
+      with self.assertRaisesRegex(serving_errors.ServingError, "Type: Bool is not of expected"):
+        json_tensor.predict_inputs({"inputs": [1, True]}, _signature(x=dtype))
+
+  def test_large_numeric_tensors_take_the_vectorised_path(self):
+    values = np.arange(100000, dtype=np.float32) / 7
+    inputs, _ = json_tensor.predict_inputs(
+        json_tensor.parse_request(b'{"instances": [' + b", ".join(
+            json_tensor.format_float(float(v), True).encode() for v in values) + b"]}"),
+        _signature(x=types_pb2.DT_FLOAT), may_hold_bools=False)
+    np.testing.assert_array_equal(inputs["x"], values)
+    named, _ = json_tensor.predict_inputs(
+        {"instances": [{"a": [i, i], "b": 1.5} for i in range(1000)]},
+        _signature(a=types_pb2.DT_INT32, b=types_pb2.DT_DOUBLE))
+    self.assertEqual(named["a"].shape, (1000, 2))
+    self.assertEqual(named["b"].dtype, np.float64)
+
+  def test_decoded_bytes_are_charged_to_the_budget(self):
+    with self.assertRaisesRegex(serving_errors.ServingError,
+                                r"input 'x' of shape \[3\].*--max_request_tensor_bytes") as raised:
+      json_tensor.predict_inputs({"inputs": [1.0, 2.0, 3.0]}, _signature(x=types_pb2.DT_FLOAT),
+                                 tensor_limits.Budget(8))
+    self.assertEqual(raised.exception.http_status(), 429)
+
+  def test_ragged_value_too_large_to_search_is_refused(self):
+    value = [[0.0]] * (1 << 20) + [[1.0, 2.0]]
+    with self.assertRaisesRegex(serving_errors.ServingError, "not a dense tensor of float"):
+      json_tensor.predict_inputs({"inputs": value}, _signature(x=types_pb2.DT_FLOAT))
+
+
 class PredictResponseTest(absltest.TestCase):
 
   def test_row_format_unwraps_single_output(self):
@@ -145,6 +188,27 @@ class PredictResponseTest(absltest.TestCase):
     self.assertEqual(json_tensor.format_float(1 / 3, False), "0.33333333333333331")
     self.assertEqual(json_tensor.format_float(float("nan"), True), "NaN")
     self.assertEqual(json_tensor.format_float(float("-inf"), True), "-Infinity")
+
+
+  def test_vectorised_writer_matches_format_float(self):
+    rng = np.random.default_rng(7)
+    magnitudes = 10.0 ** rng.integers(-40, 40, 3000)
+    specials = [0.0, -0.0, 1.0, 3e6, 1e7, 123456.0, 1234567.0, 1e-5, 0.1, 16777216.0, 1e16,
+                np.nan, np.inf, -np.inf]
+    for dtype in (np.float16, np.float32, np.float64):
+      with np.errstate(all="ignore"):
+        array = np.concatenate([
+            rng.standard_normal(3000) * magnitudes,                   # full precision
+            np.round(rng.uniform(-1e3, 1e3, 3000), 2),                  # short
+            np.round(rng.uniform(-1, 1, 3000), 4),
+            rng.integers(-10**9, 10**9, 1000).astype(np.float64),       # whole numbers
+            10.0 ** np.arange(-45, 39), 2.0 ** np.arange(-149, 128),    # edges
+            specials]).astype(dtype)
+      single = np.dtype(dtype).itemsize <= 4
+      expected = "[" + ", ".join(json_tensor.format_float(float(v), single) for v in array) + "]"
+      self.assertEqual(
+          json_tensor.predict_response({"y": array}, json_tensor.COLUMNAR),
+          '{"outputs": ' + expected + "}", dtype)
 
 
 class ExamplesTest(absltest.TestCase):

@@ -14,14 +14,17 @@ work unchanged:
 
 As in TensorFlow Serving, the ports open once the configured models have loaded;
 if one of them cannot load (after --max_num_load_retries), the server does not start.
-SIGTERM or SIGINT stops accepting requests, lets running ones finish and exits 0.
+SIGTERM or SIGINT stops accepting requests, lets running ones finish for
+--shutdown_grace_period_in_ms, cancels what still runs and exits 0.
 A server that cannot start prints "Failed to start server. Error: ..." naming the
 culprit (flag, config file, model or port) and exits with status 255, as
 tensorflow_model_server's main returning -1 does.
 """
 
+import os
 import signal
 import sys
+import threading
 
 from absl import app
 from absl import flags
@@ -31,6 +34,15 @@ from tensorflow_serving.model_servers import server_flags
 
 server_flags.define_flags()
 FLAGS = flags.FLAGS
+# After SIGTERM, the process exits at most this long after the grace period.
+_EXIT_MARGIN_SECONDS = 4.0
+
+
+def _exit_now() -> None:
+  logging.error("Shutdown overran its grace period; exiting without waiting for the work "
+                "still running")
+  logging.flush()
+  os._exit(0)  # pylint: disable=protected-access
 
 
 def _print_version() -> None:
@@ -81,8 +93,21 @@ def main(argv) -> int:
   except (server_flags.ConfigError, server_lib.StartError, OSError) as e:
     return _start_failure(str(e))
   server.wait()
+  # The last resort of a bounded shutdown: model work that ignores cancellation
+  # (e.g. a custom op) must not keep the process past the grace period.
+  watchdog = threading.Timer(options.shutdown_grace_period_in_ms / 1000.0 + _EXIT_MARGIN_SECONDS,
+                             _exit_now)
+  watchdog.daemon = True
+  watchdog.start()
   server.stop()
-  return 0
+  # Everything is drained and unloaded; skip the interpreter's teardown of TensorFlow
+  # and gRPC, which can take seconds on a loaded machine and would stretch the
+  # shutdown past its bound.
+  logging.info("Exiting")
+  logging.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(0)  # pylint: disable=protected-access
 
 
 def _parse_flags(argv):

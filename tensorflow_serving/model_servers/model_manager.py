@@ -126,6 +126,13 @@ class ModelManager:
       self._finish_unload(version)
     self._unload_pool.shutdown(wait=True)
 
+  def cancel_running_work(self) -> int:
+    """Shutdown: aborts the model work of every loaded version; returns how many were busy."""
+    with self._lock:
+      servables = [v.servable for m in self._models.values() for v in m.versions.values()
+                   if v.servable is not None]
+    return sum(1 for servable in servables if servable.cancel())
+
   def _poll_loop(self) -> None:
     while not self._stopping.wait(self._poll_seconds):
       try:
@@ -448,7 +455,11 @@ class ModelManager:
       for number in numbers:
         version = model.versions[number]
         status = get_model_status_pb2.ModelVersionStatus(version=number, state=version.state)
-        status.status.CopyFrom(version.error.to_status_proto() if version.error
+        error = version.error
+        if error is None and version.state == State.END and model.base_path_error:
+          # Unloaded because its base path is gone or empty: say so, not OK.
+          error = serving_errors.not_found(model.base_path_error)
+        status.status.CopyFrom(error.to_status_proto() if error
                                else serving_errors.ok_status_proto())
         statuses.append(status)
       return statuses

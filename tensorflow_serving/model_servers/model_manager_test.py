@@ -271,5 +271,35 @@ class ModelManagerTest(tf.test.TestCase):
     self.assertEqual(errors, [])
 
 
+  def test_corrupt_saved_model_is_data_loss(self):
+    util.write_broken_version(self.base, 5)
+    manager = self._manager()
+    (status,) = manager.version_statuses(_spec())
+    self.assertEqual(status.state, State.END)
+    self.assertEqual(status.status.error_code, grpc.StatusCode.DATA_LOSS.value[0])
+    self.assertIn("Cannot parse file", status.status.error_message)
+
+  def test_missing_tag_set_is_not_found(self):
+    self._add_version(1)
+    manager = model_manager.ModelManager(
+        lambda name, version, path: servable.load(name, version, path, ["gpu"]),
+        file_system_poll_wait_seconds=0)
+    self.managers.append(manager)
+    manager.start(util.server_config(util.model_config("m", self.base)))
+    self.assertTrue(manager.wait_until_settled(_WAIT_SECONDS))
+    (status,) = manager.version_statuses(_spec())
+    self.assertEqual(status.status.error_code, grpc.StatusCode.NOT_FOUND.value[0])
+
+  def test_removed_base_path_shows_in_status(self):
+    self._add_version(1)
+    manager = self._manager()
+    shutil.rmtree(self.base)
+    self._rescan(manager)
+    self._wait_states(manager, {1: State.END})
+    (status,) = manager.version_statuses(_spec())
+    self.assertEqual(status.status.error_code, grpc.StatusCode.NOT_FOUND.value[0])
+    self.assertIn(self.base, status.status.error_message)
+
+
 if __name__ == "__main__":
   tf.test.main()

@@ -7,8 +7,9 @@ subset of the signature's outputs (all of them when empty), and any signature ca
 used, whatever its method name.
 """
 
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+import grpc
 import numpy as np
 
 from tensorflow.core.framework import tensor_pb2
@@ -17,6 +18,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.model_servers import request_deadline
 from tensorflow_serving.model_servers import servable as servable_lib
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_limits
 from tensorflow_serving.model_servers import tensor_protos
 
 
@@ -42,18 +44,15 @@ def arrays_from_tensor_protos(
     protos: Mapping[str, tensor_pb2.TensorProto]) -> Dict[str, np.ndarray]:
   """Checks the protos' aliases and dtypes against the signature; converts to numpy."""
   check_input_names(signature_key, signature, list(protos))
-  arrays = {}
   for alias, proto in protos.items():
     expected = signature.inputs[alias].dtype
     if proto.dtype != expected:
       raise serving_errors.invalid_argument(
           f"input '{alias}' is a {dtype_name(proto.dtype)} tensor but signature "
           f"\"{signature_key}\" expects {dtype_name(expected)}")
-    try:
-      arrays[alias] = tensor_protos.to_ndarray(proto)
-    except (TypeError, ValueError) as e:
-      raise serving_errors.invalid_argument(f"input '{alias}' is not a valid TensorProto: {e}") from e
-  return arrays
+  budget = tensor_limits.Budget()
+  return {alias: tensor_protos.to_ndarray(proto, alias, budget)
+          for alias, proto in sorted(protos.items())}
 
 
 def check_input_names(signature_key: str, signature: meta_graph_pb2.SignatureDef,
@@ -90,8 +89,13 @@ def _selected_outputs(signature: meta_graph_pb2.SignatureDef,
 
 def predict(servable: servable_lib.Servable, signature_name: str,
             inputs: Mapping[str, np.ndarray], output_filter: Sequence[str],
-            deadline: request_deadline.Deadline) -> Tuple[str, Dict[str, np.ndarray]]:
-  """Runs the signature; returns (signature key used, {output alias: array})."""
+            deadline: request_deadline.Deadline,
+            max_output_bytes: Optional[int] = None) -> Tuple[str, Dict[str, np.ndarray]]:
+  """Runs the signature; returns (signature key used, {output alias: array}).
+
+  With `max_output_bytes`, outputs that could never fit the reply are refused
+  (RESOURCE_EXHAUSTED) before they are copied into it.
+  """
   signature_key = signature_name or servable_lib.DEFAULT_SIGNATURE
   signature = servable.signature(signature_key)
   check_input_names(signature_key, signature, list(inputs))
@@ -102,4 +106,14 @@ def predict(servable: servable_lib.Servable, signature_name: str,
   unique_names = list(dict.fromkeys(tensor_names))
   values = servable.run(feeds, unique_names, deadline)
   by_name = dict(zip(unique_names, values))
-  return signature_key, {alias: np.asarray(by_name[name]) for alias, name in zip(aliases, tensor_names)}
+  outputs = {alias: np.asarray(by_name[name]) for alias, name in zip(aliases, tensor_names)}
+  if max_output_bytes is not None:
+    total = sum(value.nbytes for value in outputs.values())
+    if total > max_output_bytes:
+      sizes = ", ".join(f"{alias} {list(value.shape)}" for alias, value in outputs.items())
+      raise serving_errors.ServingError(
+          grpc.StatusCode.RESOURCE_EXHAUSTED,
+          f"the outputs of model {servable.name} version {servable.version} ({sizes}) take "
+          f"{total} bytes, more than a reply can carry ({max_output_bytes} bytes); send "
+          "smaller batches or select outputs with output_filter")
+  return signature_key, outputs

@@ -17,6 +17,8 @@ back into this server made by the model's own TfServingRemotePredict op.
 import threading
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from google.protobuf import message
+from google.protobuf import text_format
 import grpc
 import numpy as np
 import tensorflow as tf
@@ -47,6 +49,7 @@ class Servable:
     self._closing = False
     # A batching.ServableBatcher when --enable_batching batches this version's runs.
     self.batcher = None
+    self._cancelled = False
 
   @property
   def signatures(self) -> Mapping[str, meta_graph_pb2.SignatureDef]:
@@ -85,6 +88,25 @@ class Servable:
       self.batcher.close()
     self._session.close()
 
+  def cancel(self) -> bool:
+    """At shutdown: aborts running model work now; runs after this fail UNAVAILABLE.
+
+    Returns whether any request was still using the version.
+    """
+    with self._lock:
+      if self._cancelled:
+        return False
+      self._cancelled = True
+      busy = self._in_flight > 0
+    # Closing a TensorFlow session cancels the steps running in it.
+    self._session.close()
+    return busy
+
+  def _refuse_if_cancelled(self) -> None:
+    if self._cancelled:
+      raise serving_errors.unavailable(
+          f"model {self.name} version {self.version}: the server is shutting down")
+
   def _tf_output(self, tensor_name: str):
     output = self._outputs_by_name.get(tensor_name)
     if output is None:
@@ -101,6 +123,7 @@ class Servable:
   def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str],
           deadline: Optional[request_deadline.Deadline]) -> List[np.ndarray]:
     """Runs the graph: feeds/fetches are tensor names ("x:0"); batched if batching is on."""
+    self._refuse_if_cancelled()
     if self.batcher is not None:
       return self.batcher.run(feeds, fetches, deadline, self.run_alone)
     return self.run_alone(feeds, fetches, deadline)
@@ -108,6 +131,7 @@ class Servable:
   def run_alone(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str],
                 deadline: Optional[request_deadline.Deadline]) -> List[np.ndarray]:
     """One session run of exactly these feeds."""
+    self._refuse_if_cancelled()
     options = config_pb2.RunOptions()
     if deadline is not None:
       options.timeout_in_ms = deadline.remaining_ms_or_raise(
@@ -125,8 +149,32 @@ class Servable:
     except tf.errors.OpError as e:
       raise serving_errors.ServingError(serving_errors.code_from_number(e.error_code),
                                         e.message) from e
+    except UnicodeDecodeError as e:
+      # TensorFlow quotes the input in some errors (e.g. an unparseable tf.Example);
+      # when those bytes are not UTF-8, the error itself cannot become a Python str.
+      quoted = e.object.decode("utf-8", "backslashreplace") if isinstance(
+          e.object, (bytes, bytearray)) else ""
+      raise serving_errors.invalid_argument(
+          f"model {self.name} version {self.version} rejected the request's input: "
+          f"{quoted or e}") from e
     finally:
       pywrap_tf_session.TF_DeleteBuffer(buffer)
+
+
+def _load_error_code(error: Exception) -> grpc.StatusCode:
+  """TensorFlow Serving's code for a failure the Python loader reports as an exception.
+
+  The C++ loader says DATA_LOSS for a saved_model.pb(txt) that does not parse and
+  NOT_FOUND for a missing file or tag set; the Python loader raises OSError (parse
+  error as its cause) and RuntimeError instead.
+  """
+  cause = error.__cause__
+  if isinstance(error, UnicodeDecodeError) or isinstance(
+      cause, (message.DecodeError, text_format.ParseError, UnicodeDecodeError)):
+    return grpc.StatusCode.DATA_LOSS
+  if isinstance(error, OSError) or "could not be found in SavedModel" in str(error):
+    return grpc.StatusCode.NOT_FOUND
+  return grpc.StatusCode.INVALID_ARGUMENT
 
 
 def load(name: str, version: int, export_dir: str, tags: Sequence[str],
@@ -146,9 +194,6 @@ def load(name: str, version: int, export_dir: str, tags: Sequence[str],
         f"loading SavedModel {export_dir} failed: {e.message}") from e
   except (OSError, RuntimeError, ValueError, TypeError, KeyError) as e:
     session.close()
-    # The loader reports a missing saved_model.pb or tag set as OSError/RuntimeError.
     raise serving_errors.ServingError(
-        grpc.StatusCode.NOT_FOUND if isinstance(e, OSError)
-        else grpc.StatusCode.INVALID_ARGUMENT,
-        f"loading SavedModel {export_dir} failed: {e}") from e
+        _load_error_code(e), f"loading SavedModel {export_dir} failed: {e}") from e
   return Servable(name, version, export_dir, graph, session, meta_graph)

@@ -28,12 +28,13 @@ import tensorflow as tf
 # Registers TfServingRemotePredict (and loads its kernel) before models load.
 from tensorflow_serving.experimental.tensorflow.ops.remote_predict.python.ops import remote_predict_ops  # pylint: disable=unused-import
 
-from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import model_service_pb2
+from tensorflow_serving.apis import prediction_service_pb2
 from tensorflow_serving.config import model_server_config_pb2
 from tensorflow_serving.model_servers import batching
 from tensorflow_serving.model_servers import classify_regress_impl
 from tensorflow_serving.model_servers import config_protos
+from tensorflow_serving.model_servers import grpc_handlers
 from tensorflow_serving.model_servers import grpc_services
 from tensorflow_serving.model_servers import health
 from tensorflow_serving.model_servers import http_rest_api
@@ -45,12 +46,11 @@ from tensorflow_serving.model_servers import profiler_service
 from tensorflow_serving.model_servers import servable
 from tensorflow_serving.model_servers import server_flags
 from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_limits
 from tensorflow_serving.model_servers import tflite_servable
 from tensorflow_serving.model_servers import tls
 from tensorflow_serving.model_servers import warmup
 
-# How long stop() lets in-flight requests finish.
-SHUTDOWN_GRACE_SECONDS = 30.0
 # sockaddr_un.sun_path holds 108 bytes, including the terminating NUL.
 _MAX_UNIX_SOCKET_PATH = 107
 
@@ -94,6 +94,7 @@ class ModelServer:
   def start(self) -> None:
     """Raises ConfigError or OSError (with the reason) if the server cannot start."""
     options = self._options
+    tensor_limits.set_max_request_tensor_bytes(options.max_request_tensor_bytes)
     load_custom_op_libraries(options.custom_op_library_paths)
     config = model_config.initial_model_server_config(options)
     ssl_config = (model_config.read_ssl_config(options.ssl_config_file)
@@ -162,7 +163,10 @@ class ModelServer:
             max_request_bytes=options.rest_api_max_request_bytes,
             enable_cors=options.rest_api_enable_cors_support,
             metrics=self.metrics, metrics_path=metrics_path,
-            shutdown_grace_seconds=SHUTDOWN_GRACE_SECONDS)
+            shutdown_grace_seconds=options.shutdown_grace_period_in_ms / 1000.0,
+            header_timeout_seconds=options.rest_api_header_read_timeout_in_ms / 1000.0,
+            body_timeout_seconds=options.rest_api_body_read_timeout_in_ms / 1000.0,
+            idle_timeout_seconds=options.rest_api_idle_timeout_in_ms / 1000.0)
         self._http_server.start()
     except BaseException:
       self.stop()
@@ -212,14 +216,16 @@ class ModelServer:
         concurrent.futures.ThreadPoolExecutor(options.effective_grpc_max_threads(),
                                               thread_name_prefix="grpc"),
         options=channel_arguments)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+    grpc_handlers.add_servicer(
+        self._grpc_server,
         grpc_services.PredictionServicer(
             self.manager, self.metrics,
             tensor_content=options.enable_serialization_as_tensor_content),
-        self._grpc_server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"])
+    grpc_handlers.add_servicer(
+        self._grpc_server,
         grpc_services.ModelServicer(self.manager, self.metrics, self.reload_config),
-        self._grpc_server)
+        model_service_pb2.DESCRIPTOR.services_by_name["ModelService"])
     if options.enable_profiler:
       self._grpc_server.add_generic_rpc_handlers(
           [profiler_service.ProfilerService(self._stop_requested).handler()])
@@ -295,18 +301,34 @@ class ModelServer:
       pass
 
   def stop(self) -> None:
-    """Stops accepting requests, drains running ones, then unloads all models."""
+    """Stops accepting, drains for the grace period, cancels model work still running.
+
+    Returns within about --shutdown_grace_period_in_ms: requests still running when
+    the grace period ends are cancelled, and so is their model work (closing a
+    session aborts its running steps), so no worker thread outlives the grace.
+    """
     if self._stopped:
       return
     self._stopped = True
     self._stop_requested.set()
-    logging.info("Shutting down: draining in-flight requests")
+    grace = self._options.shutdown_grace_period_in_ms / 1000.0
+    logging.info("Shutting down: draining in-flight requests for up to %.1f s", grace)
+    # Whatever the front ends are doing, model work ends when the grace period does.
+    grace_over = threading.Timer(grace, self._cancel_model_work)
+    grace_over.daemon = True
+    grace_over.start()
     if self._health is not None:
       self._health.shut_down()
-    grpc_done = (self._grpc_server.stop(SHUTDOWN_GRACE_SECONDS)
-                 if self._grpc_server is not None else None)
+    grpc_done = (self._grpc_server.stop(grace) if self._grpc_server is not None else None)
     if self._http_server is not None:
       self._http_server.stop()
+    if grpc_done is not None:
+      grpc_done.wait(grace)
+    # Drained (or the grace period is over): nothing may run past this point.
+    grace_over.cancel()
+    self._cancel_model_work()
+    if self._http_server is not None:
+      self._http_server.join_workers()
     if grpc_done is not None:
       grpc_done.wait()
     if self._config_poll_thread is not None:
@@ -316,3 +338,10 @@ class ModelServer:
     if self._batch_scheduler is not None:
       self._batch_scheduler.stop()
     logging.info("Server stopped")
+
+  def _cancel_model_work(self) -> None:
+    if self.manager is not None:
+      cancelled = self.manager.cancel_running_work()
+      if cancelled:
+        logging.warning("Grace period over: cancelled the model work of %d busy version(s)",
+                        cancelled)

@@ -15,6 +15,10 @@ raises ConfigError, the one error type of the server's configuration (flags and 
 Flags beyond TensorFlow Serving's (supported):
   --custom_op_library_paths     comma-separated op libraries (.so) to load before models.
   --rest_api_max_request_bytes  largest REST request body accepted (413 beyond it).
+  --max_request_tensor_bytes    limit on a request's decoded input tensors.
+  --rest_api_header_read_timeout_in_ms, --rest_api_body_read_timeout_in_ms,
+  --rest_api_idle_timeout_in_ms bounds on how long a REST connection may be held.
+  --shutdown_grace_period_in_ms how long SIGTERM lets running requests finish.
 """
 
 import dataclasses
@@ -81,6 +85,15 @@ class ServerOptions:
   rest_api_enable_cors_support: bool = _flag(False, "Add CORS headers to REST responses.")
   rest_api_max_request_bytes: int = _flag(64 << 20, "Largest REST request body accepted; "
                                           "bigger requests get HTTP 413.")
+  rest_api_header_read_timeout_in_ms: int = _flag(
+      30000, "A REST connection that has started a request must send all its headers "
+      "within this time, or it is closed.")
+  rest_api_body_read_timeout_in_ms: int = _flag(
+      60000, "A REST request's body must arrive within this time after its headers, or "
+      "the connection is closed.")
+  rest_api_idle_timeout_in_ms: int = _flag(
+      75000, "An idle REST connection (kept alive, no request started) is closed after "
+      "this time.")
   monitoring_config_file: str = _flag("", "ASCII MonitoringConfig file; enables Prometheus "
                                       "metrics on the REST port.")
   # Models
@@ -133,6 +146,12 @@ class ServerOptions:
       False, "With --enable_batching, read each version's batching_params.pbtxt instead of "
       "--batching_parameters_file (only its num_batch_threads is shared); a version "
       "without one is not batched.")
+  max_request_tensor_bytes: int = _flag(
+      2 << 30, "Largest total size, in bytes, of a request's input tensors once decoded "
+      "(as their shapes declare); bigger requests get RESOURCE_EXHAUSTED.")
+  shutdown_grace_period_in_ms: int = _flag(
+      30000, "On SIGTERM, running requests get this long to finish; then their model "
+      "work is cancelled and the server exits.")
   # TensorFlow sessions
   tensorflow_session_parallelism: int = _flag(
       0, "Threads of each model's TensorFlow session (0: TensorFlow decides).")
@@ -267,6 +286,12 @@ def validate_options(options: ServerOptions) -> None:
                       "or --model_config_file")
   if options.rest_api_max_request_bytes <= 0:
     raise ConfigError("--rest_api_max_request_bytes must be positive")
+  for name in ("max_request_tensor_bytes", "rest_api_header_read_timeout_in_ms",
+               "rest_api_body_read_timeout_in_ms", "rest_api_idle_timeout_in_ms"):
+    if getattr(options, name) <= 0:
+      raise ConfigError(f"--{name} must be positive")
+  if options.shutdown_grace_period_in_ms < 0:
+    raise ConfigError("--shutdown_grace_period_in_ms must not be negative")
   if not options.saved_model_tag_list():
     raise ConfigError("--saved_model_tags is empty; the usual tag is 'serve'")
   if not 0.0 <= options.per_process_gpu_memory_fraction <= 1.0:

@@ -116,6 +116,26 @@ class ServerFlagsTest(parameterized.TestCase):
       if spec.support != server_flags.SUPPORTED:
         self.assertTrue(spec.note, spec.name)
 
+  def test_limits_beyond_tf_serving(self):
+    defaults = server_flags.options_from_flags(_parse("--model_base_path=/m"))
+    self.assertEqual(defaults.max_request_tensor_bytes, 2 << 30)
+    self.assertEqual(defaults.shutdown_grace_period_in_ms, 30000)
+    options = server_flags.options_from_flags(_parse(
+        "--model_base_path=/m", "--max_request_tensor_bytes=1024",
+        "--rest_api_header_read_timeout_in_ms=1", "--rest_api_body_read_timeout_in_ms=2",
+        "--rest_api_idle_timeout_in_ms=3", "--shutdown_grace_period_in_ms=0"))
+    self.assertEqual(
+        (options.max_request_tensor_bytes, options.rest_api_header_read_timeout_in_ms,
+         options.rest_api_body_read_timeout_in_ms, options.rest_api_idle_timeout_in_ms,
+         options.shutdown_grace_period_in_ms), (1024, 1, 2, 3, 0))
+
+  @parameterized.parameters("max_request_tensor_bytes", "rest_api_header_read_timeout_in_ms",
+                            "rest_api_body_read_timeout_in_ms", "rest_api_idle_timeout_in_ms")
+  def test_limits_must_be_positive(self, name):
+    with self.assertRaisesRegex(server_flags.ConfigError, f"--{name} must be positive"):
+      server_flags.options_from_flags(_parse("--model_base_path=/m", f"--{name}=0"))
+
+
   def test_unknown_flags_are_errors(self):
     with self.assertRaisesRegex(flags.Error, "no_such_flag"):
       _parse("--model_base_path=/m", "--no_such_flag=1")

@@ -4,9 +4,12 @@ tf.make_ndarray and tf.make_tensor_proto walk repeated fields element by element
 and copy packed bytes several times, which dominated large Predict calls. Packed
 numeric tensors are viewed in place here, repeated numeric fields are converted in
 one numpy call, and replies are built as wire bytes in bulk (proto_wire) and parsed
-in C; anything else (strings, half floats in requests, single values broadcast over a
-shape) goes through TensorFlow's converters.
+in C; anything else (strings, half floats in requests) goes through TensorFlow's
+converters. Requests are checked against their declared shapes and the per-request
+tensor budget (tensor_limits) before anything is allocated.
 """
+
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +17,8 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.model_servers import proto_wire
+from tensorflow_serving.model_servers import serving_errors
+from tensorflow_serving.model_servers import tensor_limits
 
 # The repeated field that carries each numeric dtype when it is not packed.
 _VALUE_FIELDS = {
@@ -30,21 +35,83 @@ _VALUE_FIELDS = {
 }
 
 
+# The numpy type of each repeated field's values.
+_FIELD_NUMPY_TYPES = {
+    "float_val": np.float32,
+    "double_val": np.float64,
+    "int_val": np.int32,
+    "int64_val": np.int64,
+    "uint32_val": np.uint32,
+    "uint64_val": np.uint64,
+    "bool_val": np.bool_,
+}
+
+
 def _numpy_dtype(dtype: int):
   return tf.as_dtype(dtype).as_numpy_dtype
 
 
-def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
-  """The tensor `proto` holds; raises TypeError/ValueError if it is malformed."""
+def _content_or_values(proto: tensor_pb2.TensorProto, alias: str, shape, count: int,
+                       budget: tensor_limits.Budget) -> np.ndarray:
+  """A numeric tensor from its packed bytes or its repeated field, as TensorFlow reads them."""
+  dtype = _numpy_dtype(proto.dtype)
+  nbytes = count * np.dtype(dtype).itemsize
+  budget.charge(alias, shape, proto.dtype, nbytes)
+  content = proto.tensor_content  # Each read of the field is a fresh copy: read it once.
+  if content:
+    if len(content) != nbytes:
+      raise serving_errors.invalid_argument(
+          f"input '{alias}': tensor_content holds {len(content)} bytes but shape "
+          f"{shape} of {tensor_limits.dtype_name(proto.dtype)} needs exactly {nbytes}")
+    return np.frombuffer(content, dtype=dtype).reshape(shape)
+  # TensorFlow's rule for repeated fields: none means zeros, fewer values than
+  # elements repeat the last one, extra values are ignored.
+  values = getattr(proto, _VALUE_FIELDS[proto.dtype])
+  given = len(values)
+  if given == 0:
+    return np.zeros(shape, dtype=dtype)
+  field = np.array(values[:count] if given > count else values,
+                   dtype=_FIELD_NUMPY_TYPES[_VALUE_FIELDS[proto.dtype]])
+  if given >= count:
+    return field.astype(dtype, copy=False).reshape(shape)
+  array = np.empty(count, dtype=dtype)
+  array[:given] = field
+  array[given:] = field[-1]
+  return array.reshape(shape)
+
+
+def _other_dtype_nbytes(proto: tensor_pb2.TensorProto, count: int) -> int:
+  if proto.dtype == types_pb2.DT_STRING:
+    values = proto.string_val
+    repeated = count - len(values) if len(values) < count else 0
+    last = len(values[-1]) if values else 0
+    return (count * tensor_limits.STRING_ELEMENT_BYTES + sum(len(v) for v in values)
+            + repeated * last + len(proto.tensor_content))
+  return count * max(1, tf.as_dtype(proto.dtype).size)
+
+
+def to_ndarray(proto: tensor_pb2.TensorProto, alias: str = "",
+               budget: Optional[tensor_limits.Budget] = None) -> np.ndarray:
+  """The tensor `proto` holds, checked against its shape and `budget` before allocation.
+
+  Raises ServingError (INVALID_ARGUMENT, RESOURCE_EXHAUSTED) naming `alias`.
+  """
+  if budget is None:
+    budget = tensor_limits.Budget()
+  if proto.tensor_shape.unknown_rank:
+    raise serving_errors.invalid_argument(
+        f"input '{alias}' has an unknown rank; a request's tensor needs a full shape")
   shape = [d.size for d in proto.tensor_shape.dim]
+  count = tensor_limits.element_count(alias, shape)
   if proto.dtype in _VALUE_FIELDS:
-    count = int(np.prod(shape, dtype=np.int64))
-    if proto.tensor_content:
-      return np.frombuffer(proto.tensor_content, dtype=_numpy_dtype(proto.dtype)).reshape(shape)
-    values = getattr(proto, _VALUE_FIELDS[proto.dtype])
-    if len(values) == count:
-      return np.array(values, dtype=_numpy_dtype(proto.dtype)).reshape(shape)
-  return tf.make_ndarray(proto)
+    return _content_or_values(proto, alias, shape, count, budget)
+  budget.charge(alias, shape, proto.dtype, _other_dtype_nbytes(proto, count))
+  try:
+    return tf.make_ndarray(proto)
+  except (TypeError, ValueError) as e:
+    raise serving_errors.invalid_argument(
+        f"input '{alias}' of shape {shape} and type {tensor_limits.dtype_name(proto.dtype)} "
+        f"is not a valid TensorProto: {e}") from e
 
 
 # TensorProto's typed field for each dtype, as TensorFlow's Tensor::AsProtoField

@@ -70,6 +70,7 @@ class TfLiteServable(servable_lib.Servable):
 
   def run_alone(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str],
                 deadline: Optional[request_deadline.Deadline]) -> List[np.ndarray]:
+    self._refuse_if_cancelled()
     if deadline is not None:
       deadline.check(f"model {self.name} version {self.version}")
     plan = self._runs.get(tuple(sorted(feeds)))
