@@ -22,6 +22,8 @@ class Settings:
   fan_outs: Tuple[int, ...]
   # Payload sweep: bytes of the float32 tensor sent and returned.
   payload_bytes: Tuple[int, ...]
+  # The same, op <-> the C-core echo server, with the calling process's peak memory.
+  c_core_payload_bytes: Tuple[int, ...]
   payload_calls: int
   payload_seconds: float
   # Model server throughput.
@@ -47,6 +49,7 @@ FULL = Settings(
     warmup_calls=20,
     fan_outs=(1, 2, 4, 8, 16),
     payload_bytes=(4 * KIB, 256 * KIB, 4 * MIB, 64 * MIB),
+    c_core_payload_bytes=(4 * KIB, 256 * KIB, 4 * MIB, 64 * MIB, 256 * MIB),
     payload_calls=100,
     payload_seconds=1.0,
     concurrencies=(1, 8, 32),
@@ -67,6 +70,7 @@ QUICK = Settings(
     warmup_calls=2,
     fan_outs=(1, 2),
     payload_bytes=(4 * KIB, 256 * KIB),
+    c_core_payload_bytes=(4 * KIB, 256 * KIB),
     payload_calls=3,
     payload_seconds=0.2,
     concurrencies=(1, 8),
