@@ -46,7 +46,7 @@ def run(servers: deployment.Servers, settings: settings_lib.Settings,
           PYTHON: python_client.caller(models.IDENTITY, array),
           ECHO: echo_client.caller(callers.predict_request(models.IDENTITY, array)),
       }
-      for _ in range(settings.repetitions):
+      for _ in range(settings.payload_repetitions(size)):
         seconds = {}
         for column, call in ways.items():
           durations = timing.time_calls(call, max_calls=settings.payload_calls,

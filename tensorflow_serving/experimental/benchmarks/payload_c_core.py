@@ -75,7 +75,7 @@ def run(servers: deployment.Servers, settings: settings_lib.Settings,
     }
     del expected
     gc.collect()
-    for _ in range(settings.repetitions):
+    for _ in range(settings.payload_repetitions(size)):
       seconds = {}
       for column, call in ways.items():
         peak_memory.reset_peak()

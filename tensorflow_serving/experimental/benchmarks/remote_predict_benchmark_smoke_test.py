@@ -67,7 +67,11 @@ class RemotePredictBenchmarkSmokeTest(absltest.TestCase):
       self.assertNotEmpty(section["rows"], key)
       for row, cells in section["rows"].items():
         for column, figure in cells.items():
-          self.assertGreater(figure["median"], 0, f"{key} / {row} / {column}")
+          if column.startswith(("packed peak", "field peak")):
+            # Memory growth: small payloads may reuse resident memory and grow by 0.
+            self.assertGreaterEqual(figure["median"], 0, f"{key} / {row} / {column}")
+          else:
+            self.assertGreater(figure["median"], 0, f"{key} / {row} / {column}")
     for key, row, column in _C_CORE_FIGURES:
       self.assertIn(column, figures["sections"][key]["rows"][row], f"{key} / {row}")
     self.assertLen(figures["targets"], 13)
