@@ -5,6 +5,7 @@
                TensorProto, Predict, TensorProto back to an array
   TF RPC       tf.distribute.experimental.rpc's client inside a tf.function
   echo         a bare grpcio call carrying the same request bytes (no TensorFlow)
+  C-core       c_core_predict_client, a C++ loop on gRPC's C core (see c_core_floors)
 
 The op's wire encoding is chosen when its kernel is built, from the environment variable
 the kernel reads (see kernels/remote_predict_op_kernel.h); `op_function` builds the
@@ -13,7 +14,7 @@ kernel by running the function once with the variable set as asked.
 
 import contextlib
 import os
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -47,17 +48,20 @@ def _op_encoding(packed: bool) -> Iterator[None]:
 
 
 def op_function(address: str, model_names: Sequence[str], x: tf.Tensor, *,
-                packed: bool = True) -> Callable[[], tf.Tensor]:
+                packed: bool = True, output_alias: str = models.OUTPUT,
+                expected: Optional[np.ndarray] = None) -> Callable[[], tf.Tensor]:
   """One tf.function calling every model in `model_names` with `x`, all in parallel.
 
   The function has run once when this returns: its kernels exist, built with the
-  encoding asked for, and the call's result was checked.
+  encoding asked for, and the call's result was checked (its shape, and its values
+  against `expected` if given). `output_alias` is the output asked for; an echo
+  server answers with the input's alias.
   """
 
   @tf.function
   def call(x):
     outputs = [
-        remote_predict_ops.run([models.INPUT], [x], [models.OUTPUT], target_address=address,
+        remote_predict_ops.run([models.INPUT], [x], [output_alias], target_address=address,
                                model_name=name, max_rpc_deadline_millis=DEADLINE_MILLIS,
                                output_types=[tf.float32], name=f"call_{i}")[0]
         for i, name in enumerate(model_names)
@@ -68,6 +72,9 @@ def op_function(address: str, model_names: Sequence[str], x: tf.Tensor, *,
     first = call(x)
   if first.shape != x.shape:
     raise AssertionError(f"the op returned shape {first.shape} for input shape {x.shape}")
+  if expected is not None and not np.array_equal(first.numpy(), expected):
+    raise AssertionError(f"the op's first call to {address} returned values other than "
+                         "expected")
   return lambda: call(x)
 
 

@@ -1,8 +1,9 @@
 """Starts every server sections 1-4 need on loopback, and stops and reaps them all.
 
   model server     half_plus_two, its fan-out copies and identity
-  gRPC floors      grpc_echo_server: Echo, and Predict answered with half_plus_two's
-                   canned response
+  gRPC floor       grpc_echo_server: grpcio Echo (the model server's library, bare)
+  C-core floors    c_core_predict_server (C++ on gRPC's C core): Predict answered with
+                   half_plus_two's canned response, and Predict echoing its inputs
   REST echo floor  http_echo_server
   TF RPC server    tf_rpc_server (half_plus_two as a registered tf.function)
 
@@ -15,6 +16,7 @@ import dataclasses
 import os
 from typing import Iterator
 
+from tensorflow_serving.experimental.benchmarks import c_core_floors
 from tensorflow_serving.experimental.benchmarks import callers
 from tensorflow_serving.experimental.benchmarks import helper_process
 from tensorflow_serving.experimental.benchmarks import models
@@ -28,10 +30,15 @@ CANNED_X = (1.0, 2.0, 5.0)
 
 @dataclasses.dataclass
 class Servers:
+  work_dir: str
   model_server: model_server_process.ModelServer
   grpc_echo: helper_process.HelperProcess
   http_echo: helper_process.HelperProcess
   tf_rpc: helper_process.HelperProcess
+  c_core_canned: c_core_floors.CCoreServer
+  c_core_echo: c_core_floors.CCoreServer
+  # half_plus_two's serialized response to CANNED_X, which c_core_canned answers.
+  canned_response: bytes
 
   def rest_predict_url(self, model_name: str) -> str:
     return f"{self.model_server.rest_url}/v1/models/{model_name}:predict"
@@ -50,17 +57,17 @@ def serve(work_dir: str, fan_out_models: int, timeout_s: float = 300.0) -> Itera
   logs = os.path.join(work_dir, "logs")
   os.makedirs(logs, exist_ok=True)
   [tf_rpc_port] = model_server_process.pick_unused_ports(1)
-  canned_response = os.path.join(work_dir, "half_plus_two_response.pb")
-  with open(canned_response, "wb") as f:
-    f.write(callers.half_plus_two_response(CANNED_X))
+  canned_response = callers.half_plus_two_response(CANNED_X)
+  canned_response_file = os.path.join(work_dir, "half_plus_two_response.pb")
+  with open(canned_response_file, "wb") as f:
+    f.write(canned_response)
   with contextlib.ExitStack() as stack:
     model_server = model_server_process.ModelServer(
         model_config_file=config, log_dir=logs, label="tensorflow_model_server")
     stack.enter_context(model_server)
     helpers = {
         "grpc_echo": helper_process.HelperProcess(
-            f"{_PACKAGE}.grpc_echo_server",
-            ["--port=0", f"--predict_response_file={canned_response}"],
+            f"{_PACKAGE}.grpc_echo_server", ["--port=0"],
             log_path=os.path.join(logs, "grpc_echo_server.log"), label="gRPC echo server"),
         "http_echo": helper_process.HelperProcess(
             f"{_PACKAGE}.http_echo_server", ["--port=0"],
@@ -68,6 +75,12 @@ def serve(work_dir: str, fan_out_models: int, timeout_s: float = 300.0) -> Itera
         "tf_rpc": helper_process.HelperProcess(
             f"{_PACKAGE}.tf_rpc_server", [f"--port={tf_rpc_port}"],
             log_path=os.path.join(logs, "tf_rpc_server.log"), label="TF RPC server"),
+        "c_core_canned": c_core_floors.CCoreServer(
+            "canned", response_file=canned_response_file,
+            log_path=os.path.join(logs, "c_core_canned.log"), label="C-core canned server"),
+        "c_core_echo": c_core_floors.CCoreServer(
+            "echo", log_path=os.path.join(logs, "c_core_echo.log"),
+            label="C-core echo server"),
     }
     for helper in helpers.values():
       # Entered before it starts, so a start that fails half-way is still reaped.
@@ -77,4 +90,5 @@ def serve(work_dir: str, fan_out_models: int, timeout_s: float = 300.0) -> Itera
     for helper in helpers.values():
       helper.wait_until_ready(timeout_s)
     model_server.wait_until_available(sorted(base_paths), timeout_s)
-    yield Servers(model_server=model_server, **helpers)
+    yield Servers(work_dir=work_dir, model_server=model_server,
+                  canned_response=canned_response, **helpers)

@@ -64,13 +64,13 @@ class Report:
     self.targets.append(target)
 
   def verdict(self, target: Target) -> "tuple[str, float]":
-    """('held' | 'missed' | 'not measured', the figure's median)."""
+    """('met' | 'missed' | 'not measured', the figure's median)."""
     section = self.sections.get(target.section)
     figure = section.get(target.row, target.column) if section else None
     if figure is None or not figure.repetitions or math.isnan(figure.median):
       return "not measured", math.nan
-    held = _COMPARE[target.comparison](figure.median, target.threshold)
-    return ("held" if held else "missed"), figure.median
+    met = _COMPARE[target.comparison](figure.median, target.threshold)
+    return ("met" if met else "missed"), figure.median
 
   def print_tables(self, out: TextIO) -> None:
     for section in self.sections.values():
@@ -87,7 +87,8 @@ class Report:
     out.write("\n== Targets (judged on medians) ==\n")
     for target in self.targets:
       verdict, value = self.verdict(target)
-      value_text = "n/a" if math.isnan(value) else stats.significant(value)
+      value_text = ("not measured in this run" if math.isnan(value)
+                    else f"measured {stats.significant(value)}")
       out.write(f"  [{verdict.upper():^12}] {target.description}: {value_text} "
                 f"(target {target.comparison} {stats.significant(target.threshold)})\n")
 

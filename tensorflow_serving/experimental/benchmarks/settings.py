@@ -10,6 +10,7 @@ from typing import Dict, Tuple
 
 KIB = 1024
 MIB = 1024 * KIB
+LARGE_PAYLOAD = 64 * MIB
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,8 +23,12 @@ class Settings:
   fan_outs: Tuple[int, ...]
   # Payload sweep: bytes of the float32 tensor sent and returned.
   payload_bytes: Tuple[int, ...]
+  # The same, op <-> the C-core echo server, with the calling process's peak memory.
+  c_core_payload_bytes: Tuple[int, ...]
   payload_calls: int
   payload_seconds: float
+  # Repetitions for payloads of LARGE_PAYLOAD bytes or more, whose calls take seconds.
+  large_payload_repetitions: int
   # Model server throughput.
   concurrencies: Tuple[int, ...]
   throughput_repetitions: int
@@ -39,6 +44,9 @@ class Settings:
   def to_json(self) -> Dict[str, object]:
     return dataclasses.asdict(self)
 
+  def payload_repetitions(self, num_bytes: int) -> int:
+    return self.large_payload_repetitions if num_bytes >= LARGE_PAYLOAD else self.repetitions
+
 
 FULL = Settings(
     repetitions=5,
@@ -47,8 +55,10 @@ FULL = Settings(
     warmup_calls=20,
     fan_outs=(1, 2, 4, 8, 16),
     payload_bytes=(4 * KIB, 256 * KIB, 4 * MIB, 64 * MIB),
+    c_core_payload_bytes=(4 * KIB, 256 * KIB, 4 * MIB, 64 * MIB, 256 * MIB),
     payload_calls=100,
     payload_seconds=1.0,
+    large_payload_repetitions=3,
     concurrencies=(1, 8, 32),
     throughput_repetitions=3,
     throughput_max_requests=100_000,
@@ -67,8 +77,10 @@ QUICK = Settings(
     warmup_calls=2,
     fan_outs=(1, 2),
     payload_bytes=(4 * KIB, 256 * KIB),
+    c_core_payload_bytes=(4 * KIB, 256 * KIB),
     payload_calls=3,
     payload_seconds=0.2,
+    large_payload_repetitions=2,
     concurrencies=(1, 8),
     throughput_repetitions=1,
     throughput_max_requests=50,

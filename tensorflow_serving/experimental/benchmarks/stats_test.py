@@ -8,6 +8,7 @@ import tempfile
 
 from absl.testing import absltest
 
+from tensorflow_serving.experimental.benchmarks import peak_memory
 from tensorflow_serving.experimental.benchmarks import report as report_lib
 from tensorflow_serving.experimental.benchmarks import stats
 from tensorflow_serving.experimental.benchmarks import timing
@@ -63,6 +64,19 @@ class TimingTest(absltest.TestCase):
       timing.time_calls(lambda: None, max_calls=0, max_seconds=1)
 
 
+class PeakMemoryTest(absltest.TestCase):
+
+  def test_peak_follows_an_allocation_and_resets(self):
+    peak_memory.reset_peak()
+    before = peak_memory.resident_bytes()
+    block = b"\x01" * (64 * 1024 * 1024)  # written, so every page is resident
+    del block
+    self.assertGreaterEqual(peak_memory.peak_resident_bytes() - before, 60 * 1024 * 1024)
+    peak_memory.reset_peak()
+    self.assertLess(peak_memory.peak_resident_bytes() - peak_memory.resident_bytes(),
+                    32 * 1024 * 1024)
+
+
 class ReportTest(absltest.TestCase):
 
   def _report(self):
@@ -79,21 +93,22 @@ class ReportTest(absltest.TestCase):
   def test_verdicts_follow_the_medians(self):
     report = self._report()
     self.assertEqual([report.verdict(t)[0] for t in report.targets],
-                     ["held", "missed", "not measured"])
+                     ["met", "missed", "not measured"])
 
   def test_table_and_json_say_the_same(self):
     report = self._report()
     out = io.StringIO()
     report.print_tables(out)
-    self.assertIn("[    HELD    ] fast <= 1: 0.850", out.getvalue())
-    self.assertIn("[   MISSED   ] slow <= 1: 2.00", out.getvalue())
+    self.assertIn("[    MET     ] fast <= 1: measured 0.850", out.getvalue())
+    self.assertIn("[   MISSED   ] slow <= 1: measured 2.00", out.getvalue())
+    self.assertIn("[NOT MEASURED] absent >= 1: not measured in this run", out.getvalue())
     path = os.path.join(tempfile.mkdtemp(dir=absltest.TEST_TMPDIR.value), "r.json")
     report.write_json(path)
     with open(path) as f:
       written = json.load(f)
     self.assertAlmostEqual(written["sections"]["s"]["rows"]["fast"]["ratio"]["median"], 0.85)
     self.assertEqual([t["verdict"] for t in written["targets"]],
-                     ["held", "missed", "not measured"])
+                     ["met", "missed", "not measured"])
     self.assertIsNone(written["targets"][2]["value"])
 
   def test_unknown_column_is_refused(self):

@@ -60,5 +60,5 @@ def run(servers: deployment.Servers, settings: settings_lib.Settings,
       section.figure(row, FLOOR, "requests/s").add(floor)
       section.figure(row, RATIO, "ratio").add(served / floor)
   report.add_target(report_lib.Target(
-      "model server gRPC QPS at concurrency 8 >= 0.5 x echo floor", KEY,
+      "[7, 14.5b] model server gRPC QPS at concurrency 8 >= 0.5 x grpcio echo floor", KEY,
       row_name("gRPC", 8), RATIO, ">=", 0.5))
