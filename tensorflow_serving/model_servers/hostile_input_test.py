@@ -158,7 +158,8 @@ class HostileInputTest(tf.test.TestCase):
         ("POST", predict, b'{"signature_name": "classify_x_to_y", "instances": [{"b64": "!"}]}',
          400, "not valid base64"),
         # Classify and regress.
-        ("POST", regress, b'{"examples": [{"x": 1.0}]}', 400, "tensorflow/serving/regress"),
+        ("POST", regress, b'{"examples": [{"x": 1.0}]}', 400,
+         "regression signature \"serving_default\" must have exactly one input named 'inputs'"),
         ("POST", classify, b'{"examples": [{"x": [1, 1.5]}]}', 400,
          "Unexpected element type in feature: x"),
         ("POST", classify, b'{"examples": 3}', 400, "to be an list/array"),
@@ -283,7 +284,7 @@ class HostileInputTest(tf.test.TestCase):
                                   version_label="beta"), INVALID, "beta"),
         (p.Predict, self._predict(np.array([1.0], np.float32), signature_name="nope"),
          grpc.StatusCode.FAILED_PRECONDITION, "nope"),
-        (p.Classify, classify_on_predict, INVALID, "tensorflow/serving/classify"),
+        (p.Classify, classify_on_predict, INVALID, "must have exactly one input named 'inputs'"),
         (p.Classify, classify_no_input, INVALID, "Input"),
         (p.MultiInference, inference_pb2.MultiInferenceRequest(), INVALID, "no tasks"),
         (p.GetModelMetadata, get_model_metadata_pb2.GetModelMetadataRequest(), INVALID,
