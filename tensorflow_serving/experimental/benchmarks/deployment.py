@@ -1,6 +1,7 @@
 """Starts every server sections 1-4 need on loopback, and stops and reaps them all.
 
   model server     half_plus_two, its fan-out copies and identity
+  batching server  half_plus_two on a model server with --enable_batching
   gRPC floor       grpc_echo_server: grpcio Echo (the model server's library, bare)
   C-core floors    c_core_predict_server (C++ on gRPC's C core): Predict answered with
                    half_plus_two's canned response, and Predict echoing its inputs
@@ -32,6 +33,7 @@ CANNED_X = (1.0, 2.0, 5.0)
 class Servers:
   work_dir: str
   model_server: model_server_process.ModelServer
+  batching_model_server: model_server_process.ModelServer
   grpc_echo: helper_process.HelperProcess
   http_echo: helper_process.HelperProcess
   tf_rpc: helper_process.HelperProcess
@@ -65,6 +67,13 @@ def serve(work_dir: str, fan_out_models: int, timeout_s: float = 300.0) -> Itera
     model_server = model_server_process.ModelServer(
         model_config_file=config, log_dir=logs, label="tensorflow_model_server")
     stack.enter_context(model_server)
+    batching_config = model_server_process.write_model_config(
+        os.path.join(work_dir, "batching.config"),
+        {models.HALF_PLUS_TWO: base_paths[models.HALF_PLUS_TWO]})
+    batching_model_server = model_server_process.ModelServer(
+        model_config_file=batching_config, log_dir=logs, extra_args=["--enable_batching"],
+        label="tensorflow_model_server_batching")
+    stack.enter_context(batching_model_server)
     helpers = {
         "grpc_echo": helper_process.HelperProcess(
             f"{_PACKAGE}.grpc_echo_server", ["--port=0"],
@@ -90,5 +99,7 @@ def serve(work_dir: str, fan_out_models: int, timeout_s: float = 300.0) -> Itera
     for helper in helpers.values():
       helper.wait_until_ready(timeout_s)
     model_server.wait_until_available(sorted(base_paths), timeout_s)
+    batching_model_server.wait_until_available([models.HALF_PLUS_TWO], timeout_s)
     yield Servers(work_dir=work_dir, model_server=model_server,
+                  batching_model_server=batching_model_server,
                   canned_response=canned_response, **helpers)

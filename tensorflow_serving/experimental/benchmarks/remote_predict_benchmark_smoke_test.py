@@ -15,7 +15,7 @@ from absl.testing import absltest
 _BINARY = os.path.join("tensorflow_serving", "experimental", "benchmarks",
                        "remote_predict_benchmark")
 _SECTIONS = ("call_latency", "fan_out", "payload", "payload_c_core", "throughput",
-             "sharded_embedding")
+             "model_server_batching", "rest_vs_grpc", "sharded_embedding")
 _HELPER_MODULES = ("benchmarks.grpc_echo_server", "benchmarks.http_echo_server",
                    "benchmarks.tf_rpc_server", "benchmarks/c_core_predict_server",
                    "benchmarks/c_core_predict_client")
@@ -80,14 +80,15 @@ class RemotePredictBenchmarkSmokeTest(absltest.TestCase):
       # The table prints the same verdict for the same target.
       self.assertIn(f"{target['verdict'].upper():^12}] {target['description']}",
                     result.stdout)
-    # Quick mode measures neither 64 / 256 MiB nor K = 8, and no section measures
-    # batching or REST for 1M values (the last two); the rest are judged.
+    # Quick mode measures neither 64 / 256 MiB, K = 8, concurrency 32 nor 1M values
+    # (the last two targets); the rest are judged.
     self.assertEqual(
         [t["verdict"] == "not measured" for t in figures["targets"]],
         [False] * 4 + [True] * 6 + [False] + [True] * 2)
     self.assertIn("not measured in this run", result.stdout)
     for title in ("1. Call latency", "2. Fan-out", "3. Payload sweep", "3b. Payload sweep",
-                  "4. Model server throughput", "5. Sharded embedding"):
+                  "4. Model server throughput", "4b. Model server gRPC throughput",
+                  "4c. One Predict", "5. Sharded embedding"):
       self.assertIn(title, result.stdout)
 
     leftovers = [(pid, line) for pid, line in _command_lines()

@@ -35,6 +35,8 @@ class Settings:
   throughput_max_requests: int
   throughput_seconds: float
   throughput_warmup_seconds: float
+  # REST vs gRPC: float32 values in the one Predict timed each way.
+  rest_vs_grpc_elements: int
   # Sharded embedding.
   shard_counts: Tuple[int, ...]
   embedding_vocab_size: int
@@ -64,6 +66,7 @@ FULL = Settings(
     throughput_max_requests=100_000,
     throughput_seconds=1.5,
     throughput_warmup_seconds=0.3,
+    rest_vs_grpc_elements=1 << 20,
     shard_counts=(1, 2, 4, 8),
     embedding_vocab_size=20_000,
     embedding_dim=64,
@@ -86,6 +89,7 @@ QUICK = Settings(
     throughput_max_requests=50,
     throughput_seconds=0.2,
     throughput_warmup_seconds=0.05,
+    rest_vs_grpc_elements=1 << 10,
     shard_counts=(1, 2),
     embedding_vocab_size=1_000,
     embedding_dim=8,
