@@ -64,8 +64,10 @@
   X(grpc_slice_unref)                          \
   X(grpc_raw_byte_buffer_create)               \
   X(grpc_byte_buffer_destroy)                  \
+  X(grpc_byte_buffer_length)                   \
   X(grpc_byte_buffer_reader_init)              \
   X(grpc_byte_buffer_reader_readall)           \
+  X(grpc_byte_buffer_reader_peek)              \
   X(grpc_byte_buffer_reader_destroy)           \
   X(gpr_now)                                   \
   X(gpr_inf_future)                            \

@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/io/zero_copy_stream.h"
 #include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/grpc_core_api.h"
 
 namespace tensorflow {
@@ -151,21 +152,82 @@ absl::StatusOr<grpc_byte_buffer*> SerializeToByteBuffer(
   return buffer;
 }
 
+// Reads a received byte buffer slice by slice, so that protobuf parses the
+// reply where gRPC put it: no contiguous copy of the whole message first.
+class ByteBufferInputStream : public google::protobuf::io::ZeroCopyInputStream {
+ public:
+  // `reader` must be initialised and outlive this stream.
+  explicit ByteBufferInputStream(grpc_byte_buffer_reader* reader)
+      : reader_(reader) {}
+
+  bool Next(const void** data, int* size) override {
+    if (backed_up_ == 0) {
+      grpc_slice* slice;
+      do {
+        if (!GRPC_CORE(grpc_byte_buffer_reader_peek)(reader_, &slice)) {
+          return false;
+        }
+      } while (GRPC_SLICE_LENGTH(*slice) == 0);
+      chunk_ = GRPC_SLICE_START_PTR(*slice);
+      // gRPC receives in frames far smaller than 2 GiB; a larger slice
+      // would be split by protobuf's int sizes, so refuse it.
+      if (GRPC_SLICE_LENGTH(*slice) > INT_MAX) return false;
+      chunk_size_ = static_cast<int>(GRPC_SLICE_LENGTH(*slice));
+      backed_up_ = chunk_size_;
+    }
+    *data = chunk_ + (chunk_size_ - backed_up_);
+    *size = backed_up_;
+    byte_count_ += backed_up_;
+    backed_up_ = 0;
+    return true;
+  }
+
+  void BackUp(int count) override {
+    backed_up_ = count;
+    byte_count_ -= count;
+  }
+
+  bool Skip(int count) override {
+    const void* data;
+    int size;
+    while (count > 0) {
+      if (!Next(&data, &size)) return false;
+      if (size > count) {
+        BackUp(size - count);
+        return true;
+      }
+      count -= size;
+    }
+    return true;
+  }
+
+  int64_t ByteCount() const override { return byte_count_; }
+
+ private:
+  grpc_byte_buffer_reader* const reader_;
+  const uint8_t* chunk_ = nullptr;
+  int chunk_size_ = 0;
+  // The unread tail of the current chunk, handed out again by Next.
+  int backed_up_ = 0;
+  int64_t byte_count_ = 0;
+};
+
 absl::Status ParseFromByteBuffer(grpc_byte_buffer* buffer,
                                  google::protobuf::MessageLite* message) {
   grpc_byte_buffer_reader reader;
   if (!GRPC_CORE(grpc_byte_buffer_reader_init)(&reader, buffer)) {
     return absl::InternalError("Could not read the PredictResponse bytes");
   }
-  grpc_slice bytes = GRPC_CORE(grpc_byte_buffer_reader_readall)(&reader);
+  bool parsed;
+  {
+    ByteBufferInputStream stream(&reader);
+    parsed = message->ParseFromZeroCopyStream(&stream);
+  }
   GRPC_CORE(grpc_byte_buffer_reader_destroy)(&reader);
-  const bool parsed = message->ParseFromArray(GRPC_SLICE_START_PTR(bytes),
-                                              GRPC_SLICE_LENGTH(bytes));
-  const size_t size = GRPC_SLICE_LENGTH(bytes);
-  GRPC_CORE(grpc_slice_unref)(bytes);
   if (!parsed) {
     return absl::InternalError(absl::StrCat(
-        "The server's reply (", size, " bytes) is not a PredictResponse"));
+        "The server's reply (", GRPC_CORE(grpc_byte_buffer_length)(buffer),
+        " bytes) is not a PredictResponse"));
   }
   return absl::OkStatus();
 }
@@ -741,6 +803,9 @@ void PredictionServiceGrpc::Predict(
     callback(bytes.status());
     return;
   }
+  // The bytes are all gRPC needs; a large request's tensors need not stay in
+  // memory a second time while the call waits for its reply.
+  request->Clear();
   auto* call =
       new Call(channel_, in_flight_, rpc, response, std::move(callback));
   absl::Status started = call->Start(*bytes);

@@ -486,6 +486,34 @@ TEST(PredictionServiceGrpcTest, SixtyFourMebibyteTensorsTravelBothWays) {
   EXPECT_TRUE(result.response.outputs().at("big").tensor_content() == bytes);
 }
 
+TEST(PredictionServiceGrpcTest, RequestIsReleasedOnceSerialized) {
+  // The server holds the call, so the request is checked while it is on the
+  // wire: its tensors must not stay in memory beside the bytes gRPC sends.
+  TestPredictionServer server([](const PredictRequest&) {
+    Answer answer;
+    answer.hold = true;
+    return answer;
+  });
+  auto service = Connect(server.address());
+  ASSERT_NE(service, nullptr);
+  std::unique_ptr<PredictionServiceGrpc::Rpc> rpc(
+      *service->CreateRpc(absl::Seconds(60)));
+  PredictRequest request = RequestWithInput("x", std::string(1 << 20, 'r'));
+  const std::string sent_bytes = request.SerializeAsString();
+  PredictResponse response;
+  absl::Notification done;
+  service->Predict(rpc.get(), &request, &response,
+                   [&](absl::Status) { done.Notify(); });
+
+  EXPECT_EQ(request.ByteSizeLong(), 0);
+  EXPECT_TRUE(server.AwaitCalls(1)) << "the call never reached the server";
+  rpc->TryCancel();
+  AwaitCallback(done, *rpc, absl::ZeroDuration());
+  const auto received = server.received();
+  ASSERT_EQ(received.size(), 1);
+  EXPECT_TRUE(received[0].request.SerializeAsString() == sent_bytes);
+}
+
 TEST(PredictionServiceGrpcTest, ServerErrorKeepsItsCodeAndMessage) {
   TestPredictionServer server([](const PredictRequest&) {
     Answer answer;
