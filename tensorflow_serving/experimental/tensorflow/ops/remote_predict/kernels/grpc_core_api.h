@@ -61,6 +61,7 @@
   X(grpc_slice_from_copied_buffer)             \
   X(grpc_slice_from_copied_string)             \
   X(grpc_slice_malloc)                         \
+  X(grpc_slice_new_with_user_data)             \
   X(grpc_slice_unref)                          \
   X(grpc_raw_byte_buffer_create)               \
   X(grpc_byte_buffer_destroy)                  \
