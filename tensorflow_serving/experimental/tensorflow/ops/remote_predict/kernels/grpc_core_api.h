@@ -61,11 +61,14 @@
   X(grpc_slice_from_copied_buffer)             \
   X(grpc_slice_from_copied_string)             \
   X(grpc_slice_malloc)                         \
+  X(grpc_slice_new_with_user_data)             \
   X(grpc_slice_unref)                          \
   X(grpc_raw_byte_buffer_create)               \
   X(grpc_byte_buffer_destroy)                  \
+  X(grpc_byte_buffer_length)                   \
   X(grpc_byte_buffer_reader_init)              \
   X(grpc_byte_buffer_reader_readall)           \
+  X(grpc_byte_buffer_reader_peek)              \
   X(grpc_byte_buffer_reader_destroy)           \
   X(gpr_now)                                   \
   X(gpr_inf_future)                            \

@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/io/zero_copy_stream.h"
 #include "tensorflow_serving/experimental/tensorflow/ops/remote_predict/kernels/grpc_core_api.h"
 
 namespace tensorflow {
@@ -151,21 +152,224 @@ absl::StatusOr<grpc_byte_buffer*> SerializeToByteBuffer(
   return buffer;
 }
 
+// Tensor contents at least this large travel in slices of their own, moved
+// out of the request, instead of being copied into the request's bytes.
+constexpr size_t kAdoptedContentMinBytes = 256 << 10;
+
+size_t VarintSize(uint64_t value) {
+  size_t size = 1;
+  for (; value >= 0x80; value >>= 7) ++size;
+  return size;
+}
+
+void AppendVarint(uint64_t value, std::string* out) {
+  for (; value >= 0x80; value >>= 7) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// The key of a length-delimited field (a string, bytes or a message).
+void AppendLengthDelimitedKey(int field_number, uint64_t length,
+                              std::string* out) {
+  AppendVarint((static_cast<uint64_t>(field_number) << 3) | 2, out);
+  AppendVarint(length, out);
+}
+
+// The bytes of one message as gRPC slices: small pieces gathered and copied
+// together, large strings adopted as slices of their own without a copy.
+class SliceList {
+ public:
+  SliceList() = default;
+  SliceList(const SliceList&) = delete;
+  SliceList& operator=(const SliceList&) = delete;
+  ~SliceList() {
+    for (grpc_slice& slice : slices_) GRPC_CORE(grpc_slice_unref)(slice);
+  }
+
+  // Bytes to be copied into the next gathered slice.
+  std::string* pending() { return &pending_; }
+
+  void Adopt(std::string bytes) {
+    Flush();
+    size_ += bytes.size();
+    auto* owned = new std::string(std::move(bytes));
+    slices_.push_back(GRPC_CORE(grpc_slice_new_with_user_data)(
+        owned->data(), owned->size(),
+        [](void* string) { delete static_cast<std::string*>(string); },
+        owned));
+  }
+
+  size_t size() const { return size_ + pending_.size(); }
+
+  grpc_byte_buffer* ToByteBuffer() {
+    Flush();
+    return GRPC_CORE(grpc_raw_byte_buffer_create)(slices_.data(),
+                                                  slices_.size());
+  }
+
+ private:
+  void Flush() {
+    if (pending_.empty()) return;
+    size_ += pending_.size();
+    slices_.push_back(GRPC_CORE(grpc_slice_from_copied_buffer)(
+        pending_.data(), pending_.size()));
+    pending_.clear();
+  }
+
+  std::string pending_;
+  size_t size_ = 0;  // bytes already in slices_
+  std::vector<grpc_slice> slices_;
+};
+
+// Whether `tensor`'s tensor_content can travel as a slice of its own: it is
+// large, and nothing that protobuf writes after it (fields above 4) is set,
+// so its bytes are the other fields' followed by the content.
+bool CanAdoptContent(const TensorProto& tensor) {
+  const size_t content = tensor.tensor_content().size();
+  if (content < kAdoptedContentMinBytes) return false;
+  TensorProto before_content;
+  before_content.set_dtype(tensor.dtype());
+  if (tensor.has_tensor_shape()) {
+    *before_content.mutable_tensor_shape() = tensor.tensor_shape();
+  }
+  before_content.set_version_number(tensor.version_number());
+  return before_content.ByteSizeLong() + 1 + VarintSize(content) + content ==
+         tensor.ByteSizeLong();
+}
+
+// Serializes `request` into a gRPC byte buffer and clears it. The bytes are
+// those request->SerializeAsString() gives, in the same order; large
+// tensor_content strings are moved into slices of their own, so a 64 MiB
+// tensor is not copied at all here.
+absl::StatusOr<grpc_byte_buffer*> SerializeAndClearRequest(
+    PredictRequest* request) {
+  const size_t size = request->ByteSizeLong();
+  bool adopt_any = false;
+  for (const auto& [alias, tensor] : request->inputs()) {
+    adopt_any = adopt_any || CanAdoptContent(tensor);
+  }
+  if (size > INT_MAX || !adopt_any) {
+    absl::StatusOr<grpc_byte_buffer*> bytes = SerializeToByteBuffer(*request);
+    if (bytes.ok()) request->Clear();
+    return bytes;
+  }
+  // Protobuf writes model_spec (field 1), then the inputs map (2) in its
+  // iteration order, each entry its key (1) and value (2), then the fields
+  // from 3 up; so does this.
+  SliceList slices;
+  if (request->has_model_spec()) {
+    AppendLengthDelimitedKey(1, request->model_spec().ByteSizeLong(),
+                             slices.pending());
+    request->model_spec().AppendToString(slices.pending());
+  }
+  for (auto& [alias, tensor] : *request->mutable_inputs()) {
+    const bool adopt = CanAdoptContent(tensor);
+    const size_t tensor_size = tensor.ByteSizeLong();
+    const size_t entry_size = 1 + VarintSize(alias.size()) + alias.size() +
+                              1 + VarintSize(tensor_size) + tensor_size;
+    AppendLengthDelimitedKey(2, entry_size, slices.pending());
+    AppendLengthDelimitedKey(1, alias.size(), slices.pending());
+    slices.pending()->append(alias);
+    AppendLengthDelimitedKey(2, tensor_size, slices.pending());
+    if (!adopt) {
+      tensor.AppendToString(slices.pending());
+      continue;
+    }
+    std::string content = std::move(*tensor.mutable_tensor_content());
+    tensor.clear_tensor_content();
+    tensor.AppendToString(slices.pending());
+    AppendLengthDelimitedKey(4, content.size(), slices.pending());
+    slices.Adopt(std::move(content));
+  }
+  request->clear_model_spec();
+  request->clear_inputs();
+  request->AppendToString(slices.pending());
+  request->Clear();
+  if (slices.size() != size) {
+    return absl::InternalError(absl::StrCat(
+        "PredictRequest serialized to ", slices.size(), " bytes instead of ",
+        size, "; this is a bug in the Remote Predict Op's transport"));
+  }
+  return slices.ToByteBuffer();
+}
+
+// Reads a received byte buffer slice by slice, so that protobuf parses the
+// reply where gRPC put it: no contiguous copy of the whole message first.
+class ByteBufferInputStream : public google::protobuf::io::ZeroCopyInputStream {
+ public:
+  // `reader` must be initialised and outlive this stream.
+  explicit ByteBufferInputStream(grpc_byte_buffer_reader* reader)
+      : reader_(reader) {}
+
+  bool Next(const void** data, int* size) override {
+    if (backed_up_ == 0) {
+      grpc_slice* slice;
+      do {
+        if (!GRPC_CORE(grpc_byte_buffer_reader_peek)(reader_, &slice)) {
+          return false;
+        }
+      } while (GRPC_SLICE_LENGTH(*slice) == 0);
+      chunk_ = GRPC_SLICE_START_PTR(*slice);
+      // gRPC receives in frames far smaller than 2 GiB; a larger slice
+      // would be split by protobuf's int sizes, so refuse it.
+      if (GRPC_SLICE_LENGTH(*slice) > INT_MAX) return false;
+      chunk_size_ = static_cast<int>(GRPC_SLICE_LENGTH(*slice));
+      backed_up_ = chunk_size_;
+    }
+    *data = chunk_ + (chunk_size_ - backed_up_);
+    *size = backed_up_;
+    byte_count_ += backed_up_;
+    backed_up_ = 0;
+    return true;
+  }
+
+  void BackUp(int count) override {
+    backed_up_ = count;
+    byte_count_ -= count;
+  }
+
+  bool Skip(int count) override {
+    const void* data;
+    int size;
+    while (count > 0) {
+      if (!Next(&data, &size)) return false;
+      if (size > count) {
+        BackUp(size - count);
+        return true;
+      }
+      count -= size;
+    }
+    return true;
+  }
+
+  int64_t ByteCount() const override { return byte_count_; }
+
+ private:
+  grpc_byte_buffer_reader* const reader_;
+  const uint8_t* chunk_ = nullptr;
+  int chunk_size_ = 0;
+  // The unread tail of the current chunk, handed out again by Next.
+  int backed_up_ = 0;
+  int64_t byte_count_ = 0;
+};
+
 absl::Status ParseFromByteBuffer(grpc_byte_buffer* buffer,
                                  google::protobuf::MessageLite* message) {
   grpc_byte_buffer_reader reader;
   if (!GRPC_CORE(grpc_byte_buffer_reader_init)(&reader, buffer)) {
     return absl::InternalError("Could not read the PredictResponse bytes");
   }
-  grpc_slice bytes = GRPC_CORE(grpc_byte_buffer_reader_readall)(&reader);
+  bool parsed;
+  {
+    ByteBufferInputStream stream(&reader);
+    parsed = message->ParseFromZeroCopyStream(&stream);
+  }
   GRPC_CORE(grpc_byte_buffer_reader_destroy)(&reader);
-  const bool parsed = message->ParseFromArray(GRPC_SLICE_START_PTR(bytes),
-                                              GRPC_SLICE_LENGTH(bytes));
-  const size_t size = GRPC_SLICE_LENGTH(bytes);
-  GRPC_CORE(grpc_slice_unref)(bytes);
   if (!parsed) {
     return absl::InternalError(absl::StrCat(
-        "The server's reply (", size, " bytes) is not a PredictResponse"));
+        "The server's reply (", GRPC_CORE(grpc_byte_buffer_length)(buffer),
+        " bytes) is not a PredictResponse"));
   }
   return absl::OkStatus();
 }
@@ -736,7 +940,9 @@ absl::StatusOr<PredictionServiceGrpc::Rpc*> PredictionServiceGrpc::CreateRpc(
 void PredictionServiceGrpc::Predict(
     Rpc* rpc, PredictRequest* request, PredictResponse* response,
     std::function<void(absl::Status status)> callback) {
-  absl::StatusOr<grpc_byte_buffer*> bytes = SerializeToByteBuffer(*request);
+  // The bytes are all gRPC needs; a large request's tensors need not stay in
+  // memory a second time while the call waits for its reply.
+  absl::StatusOr<grpc_byte_buffer*> bytes = SerializeAndClearRequest(request);
   if (!bytes.ok()) {
     callback(bytes.status());
     return;

@@ -91,7 +91,9 @@ class PredictionServiceGrpc {
   // Sends `request` and returns at once. `callback` runs exactly once, on a
   // completion-queue thread (or on this one if the call cannot start), after
   // `response` has been filled in when the status is OK. `rpc`, `request` and
-  // `response` must stay alive until then.
+  // `response` must stay alive until then. Once `request` is serialized (before
+  // Predict returns) it is cleared, so that its tensors' memory is released
+  // while the call is on the wire; send a copy to keep it.
   void Predict(Rpc* rpc, PredictRequest* request, PredictResponse* response,
                std::function<void(absl::Status status)> callback);
 

@@ -486,6 +486,76 @@ TEST(PredictionServiceGrpcTest, SixtyFourMebibyteTensorsTravelBothWays) {
   EXPECT_TRUE(result.response.outputs().at("big").tensor_content() == bytes);
 }
 
+TEST(PredictionServiceGrpcTest, RequestIsReleasedOnceSerialized) {
+  // The server holds the call, so the request is checked while it is on the
+  // wire: its tensors must not stay in memory beside the bytes gRPC sends.
+  TestPredictionServer server([](const PredictRequest&) {
+    Answer answer;
+    answer.hold = true;
+    return answer;
+  });
+  auto service = Connect(server.address());
+  ASSERT_NE(service, nullptr);
+  std::unique_ptr<PredictionServiceGrpc::Rpc> rpc(
+      *service->CreateRpc(absl::Seconds(60)));
+  PredictRequest request = RequestWithInput("x", std::string(1 << 20, 'r'));
+  const std::string sent_bytes = request.SerializeAsString();
+  PredictResponse response;
+  absl::Notification done;
+  service->Predict(rpc.get(), &request, &response,
+                   [&](absl::Status) { done.Notify(); });
+
+  EXPECT_EQ(request.ByteSizeLong(), 0);
+  EXPECT_TRUE(server.AwaitCalls(1)) << "the call never reached the server";
+  rpc->TryCancel();
+  AwaitCallback(done, *rpc, absl::ZeroDuration());
+  const auto received = server.received();
+  ASSERT_EQ(received.size(), 1);
+  EXPECT_TRUE(received[0].request.SerializeAsString() == sent_bytes);
+}
+
+TEST(PredictionServiceGrpcTest, LargeAndSmallInputsArriveIntact) {
+  // Large tensor_content travels in slices of its own; everything around it
+  // (small inputs, a large one with typed values too, the fields after the
+  // inputs) must arrive as sent.
+  TestPredictionServer server(Echo);
+  auto service = Connect(server.address());
+  ASSERT_NE(service, nullptr);
+  std::string large(3 << 20, '\0');
+  for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>(i * 13);
+  PredictRequest request = RequestWithInput("large", large);
+  request.mutable_model_spec()->set_signature_name("serving_default");
+  request.mutable_model_spec()->mutable_version()->set_value(7);
+  (*request.mutable_inputs())["small"] =
+      RequestWithInput("small", "tiny").inputs().at("small");
+  TensorProto& mixed = (*request.mutable_inputs())["mixed"];
+  mixed = RequestWithInput("mixed", std::string(1 << 20, 'm')).inputs().at("mixed");
+  mixed.add_float_val(1.5f);
+  request.add_output_filter("large");
+  request.add_output_filter("small");
+
+  const Result result = CallPredict(*service, request, absl::Seconds(60));
+
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  const auto received = server.received();
+  ASSERT_EQ(received.size(), 1);
+  const PredictRequest& got = received[0].request;
+  EXPECT_EQ(got.ByteSizeLong(), request.ByteSizeLong());
+  EXPECT_EQ(got.model_spec().SerializeAsString(),
+            request.model_spec().SerializeAsString());
+  ASSERT_EQ(got.inputs().size(), 3);
+  for (const auto& [alias, tensor] : request.inputs()) {
+    ASSERT_EQ(got.inputs().count(alias), 1) << alias;
+    EXPECT_TRUE(got.inputs().at(alias).SerializeAsString() ==
+                tensor.SerializeAsString())
+        << alias;
+  }
+  ASSERT_EQ(got.output_filter_size(), 2);
+  EXPECT_EQ(got.output_filter(0), "large");
+  EXPECT_EQ(got.output_filter(1), "small");
+  EXPECT_TRUE(result.response.outputs().at("large").tensor_content() == large);
+}
+
 TEST(PredictionServiceGrpcTest, ServerErrorKeepsItsCodeAndMessage) {
   TestPredictionServer server([](const PredictRequest&) {
     Answer answer;
