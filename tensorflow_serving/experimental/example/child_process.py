@@ -28,7 +28,7 @@ T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1
 
 
-class ChildProcessError(RuntimeError):
+class ChildError(RuntimeError):
   """A child process did not start, did not become ready, or exited early."""
 
 
@@ -102,7 +102,7 @@ class ChildProcess:
                label: str,
                env: Optional[Mapping[str, str]] = None,
                stdout_to_log: bool = True,
-               error: Type[Exception] = ChildProcessError,
+               error: Type[Exception] = ChildError,
                log_tail_lines: int = 40,
                stop_grace_s: float = 15.0):
     self.command = list(command)

@@ -42,7 +42,7 @@ class ChildProcessTest(absltest.TestCase):
 
   def test_exit_before_ready_is_reported_with_status_and_log(self):
     child = self._child("import sys; print('cannot bind'); sys.exit(3)")
-    with self.assertRaisesRegex(child_process.ChildProcessError,
+    with self.assertRaisesRegex(child_process.ChildError,
                                 r"(?s)the child exited with status 3 while starting.*cannot bind"):
       child.wait_until(lambda _: None, timeout_s=60, timeout_message=lambda: "not ready",
                        while_doing="while starting")
