@@ -7,16 +7,13 @@ report a version AVAILABLE; the child is always stopped and reaped, and dies wit
 test process if that is killed. Its log is quoted in every failure.
 """
 
-import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import grpc
 
@@ -24,25 +21,16 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.experimental.example import child_process
 from tensorflow_serving.servables.tensorflow.testdata import saved_model_half_plus_two
 
 State = get_model_status_pb2.ModelVersionStatus.State
 START_TIMEOUT_SECONDS = 120.0
-_POLL_SECONDS = 0.1
+_STOP_GRACE_SECONDS = 60.0
+_LOG_TAIL_LINES = 60
 
-
-def pick_unused_ports(count: int) -> List[int]:
-  """Distinct TCP ports free on 127.0.0.1 now (all held until every one is chosen)."""
-  sockets = []
-  try:
-    for _ in range(count):
-      s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-      s.bind(("127.0.0.1", 0))
-      sockets.append(s)
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
+# Distinct TCP ports free on 127.0.0.1 now.
+pick_unused_ports = child_process.pick_unused_ports
 
 
 def export_half_plus_two(base_path: str, version: int = 123) -> str:
@@ -119,11 +107,6 @@ def server_config(*models) -> model_server_config_pb2.ModelServerConfig:
   return config
 
 
-def _die_with_parent() -> None:
-  pr_set_pdeathsig = 1
-  ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 class ServerError(AssertionError):
   pass
 
@@ -136,13 +119,13 @@ class ServerProcess:
     self.grpc_port = grpc_port
     self.rest_port = rest_port
     self.log_path = os.path.join(log_dir, f"model_server_{time.monotonic_ns()}.log")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env = child_process.python_module_env()
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    self._log = open(self.log_path, "wb")
-    self.process = subprocess.Popen(
-        [sys.executable, "-m", "tensorflow_serving.model_servers.main", *args],
-        stdout=self._log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+    self._child = child_process.ChildProcess(
+        child_process.python_module_command("tensorflow_serving.model_servers.main", args),
+        log_path=self.log_path, label="the model server", env=env, error=ServerError,
+        log_tail_lines=_LOG_TAIL_LINES, stop_grace_s=_STOP_GRACE_SECONDS).start()
+    self.process: subprocess.Popen = self._child.process
     self._channel = None
     # For a TLS server: credentials and the name its certificate is issued to.
     self.channel_credentials: Optional[grpc.ChannelCredentials] = None
@@ -176,14 +159,10 @@ class ServerProcess:
     return self._channel
 
   def log(self) -> str:
-    if not self._log.closed:
-      self._log.flush()
-    with open(self.log_path, "rb") as f:
-      lines = f.read().decode("utf-8", "replace").splitlines()
-    return "\n".join(lines[-60:])
+    return child_process.read_log(self.log_path, _LOG_TAIL_LINES)
 
   def fail(self, message: str) -> ServerError:
-    return ServerError(f"{message}\n--- model server log (tail) ---\n{self.log()}")
+    return self._child.fail(message)
 
   def version_states(self, model: str, timeout: float = 5.0) -> Dict[int, int]:
     return self.version_states_on(self.channel(), model, timeout)
@@ -199,24 +178,23 @@ class ServerProcess:
   def wait_for(self, model: str, predicate, what: str,
                timeout: float = START_TIMEOUT_SECONDS) -> Dict[int, int]:
     """Polls GetModelStatus until predicate(version states) holds."""
-    deadline = time.monotonic() + timeout
     last_error = None
-    while time.monotonic() < deadline:
-      if self.process.poll() is not None:
-        raise self.fail(f"the model server exited with {self.process.returncode} while "
-                        f"waiting for model {model} to be {what}")
+
+    def attempt(_) -> Optional[Dict[int, int]]:
+      nonlocal last_error
       try:
         states = self.version_states(model)
-        if predicate(states):
-          return states
-        last_error = f"states {states}"
       except grpc.RpcError as e:
         last_error = f"{e.code().name}: {e.details()}"
-      try:
-        self.process.wait(_POLL_SECONDS)
-      except subprocess.TimeoutExpired:
-        pass
-    raise self.fail(f"model {model} was not {what} within {timeout}s (last: {last_error})")
+        return None
+      last_error = f"states {states}"
+      return states if predicate(states) else None
+
+    return self._child.wait_until(
+        attempt, timeout_s=timeout,
+        while_doing=f"while waiting for model {model} to be {what}",
+        timeout_message=lambda: (f"model {model} was not {what} within {timeout}s "
+                                 f"(last: {last_error})"))
 
   def wait_until_available(self, model: str, versions: Sequence[int] = ()) -> Dict[int, int]:
     if versions:
@@ -236,15 +214,7 @@ class ServerProcess:
     if self._channel is not None:
       self._channel.close()
       self._channel = None
-    if self.process.poll() is None:
-      self.process.send_signal(signum)
-      try:
-        self.process.wait(60)
-      except subprocess.TimeoutExpired:
-        self.process.kill()
-        self.process.wait()
-    self._log.close()
-    return self.process.returncode
+    return self._child.stop(signum)
 
 
 def curl(method: str, url: str, body: Optional[str] = None,

@@ -11,10 +11,7 @@ The server is started from the caller's Bazel runfiles (list the server target i
 `data`), so the examples depend only on its command-line flags.
 """
 
-import ctypes
 import os
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +23,7 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.experimental.example import child_process
 
 SERVER_TARGET = "//tensorflow_serving/model_servers:tensorflow_model_server"
 _SERVER_PATH_IN_WORKSPACE = os.path.join("tensorflow_serving", "model_servers",
@@ -34,46 +32,18 @@ HALF_PLUS_TWO_EXPORTER_TARGET = (
     "//tensorflow_serving/servables/tensorflow/testdata:saved_model_half_plus_two")
 _HALF_PLUS_TWO_EXPORTER_PATH_IN_WORKSPACE = os.path.join(
     "tensorflow_serving", "servables", "tensorflow", "testdata", "saved_model_half_plus_two")
-# How long GetModelStatus polls pause between attempts. The pause is a wait on the
-# server process, so a server that exits is noticed at once.
-_POLL_INTERVAL_S = 0.1
 _STOP_GRACE_S = 15.0
 # Exporting takes seconds; only a hung exporter reaches this (run() then kills it).
 _EXPORT_TIMEOUT_S = 300.0
 _LOG_TAIL_LINES = 40
 
 
-def _die_with_parent() -> None:
-  """Runs in the child before exec: the kernel kills it if its parent dies.
-
-  A parent that is killed outright (a test timeout's SIGKILL) runs no cleanup;
-  this keeps the server from outliving it.
-  """
-  pr_set_pdeathsig = 1
-  ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 class ModelServerError(RuntimeError):
   """The model server could not be started, or a model did not become available."""
 
 
-def pick_unused_ports(count: int) -> List[int]:
-  """Returns `count` distinct TCP ports that are free on 127.0.0.1 right now.
-
-  All sockets stay bound until every port is chosen, so the ports differ. Another
-  process may still take one before the server binds it; the server then fails to
-  start and says so, which `ModelServer` reports with the server's log.
-  """
-  sockets = []
-  try:
-    for _ in range(count):
-      s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-      s.bind(("127.0.0.1", 0))
-      sockets.append(s)
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
+# Free loopback ports, for callers that configure servers themselves.
+pick_unused_ports = child_process.pick_unused_ports
 
 
 def write_model_config(path: str, models: Mapping[str, str]) -> str:
@@ -165,7 +135,7 @@ class ModelServer:
     log_dir = log_dir or os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR") or tempfile.gettempdir()
     os.makedirs(log_dir, exist_ok=True)
     self.log_path = os.path.join(log_dir, f"{label}.{os.getpid()}.{self.port}.log")
-    self._process: Optional[subprocess.Popen] = None
+    self._child: Optional[child_process.ChildProcess] = None
     self._channel: Optional[grpc.Channel] = None
 
   @property
@@ -179,7 +149,7 @@ class ModelServer:
   @property
   def pid(self) -> Optional[int]:
     """The server's process id while it runs (e.g. to read its memory use)."""
-    return self._process.pid if self._process is not None else None
+    return self._child.pid if self._child is not None else None
 
   def command(self) -> List[str]:
     return model_server_command() + [
@@ -190,15 +160,11 @@ class ModelServer:
     ]
 
   def start(self) -> "ModelServer":
-    if self._process is not None:
+    if self._child is not None:
       raise ModelServerError(f"{self._label} was already started")
-    command = self.command()
-    with open(self.log_path, "wb") as log:
-      # A session of its own, so stop() can signal the server and anything it
-      # spawned without touching the caller's process group.
-      self._process = subprocess.Popen(
-          command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-          start_new_session=True, preexec_fn=_die_with_parent)
+    self._child = child_process.ChildProcess(
+        self.command(), log_path=self.log_path, label=self._label, error=ModelServerError,
+        log_tail_lines=_LOG_TAIL_LINES, stop_grace_s=_STOP_GRACE_S).start()
     return self
 
   def wait_until_available(self, model_names: Iterable[str], timeout_s: float = 180.0) -> None:
@@ -207,20 +173,20 @@ class ModelServer:
     Raises ModelServerError if the server exits, a model's load fails, or
     `timeout_s` passes first.
     """
-    if self._process is None:
+    if self._child is None:
       raise ModelServerError(f"{self._label} is not running; call start() first")
+    # One deadline for all the models.
     deadline = time.monotonic() + timeout_s
     stub = model_service_pb2_grpc.ModelServiceStub(self._grpc_channel())
     for name in model_names:
-      while not self._is_available(stub, name, deadline):
-        self._pause_unless_exited()
-        if time.monotonic() >= deadline:
-          raise ModelServerError(
+      self._child.wait_until(
+          lambda _, name=name: self._is_available(stub, name, deadline) or None,
+          timeout_s=deadline - time.monotonic(),
+          timeout_message=lambda name=name: (
               f"model '{name}' did not become AVAILABLE on {self._label} "
-              f"({self.grpc_address}) within {timeout_s:.0f} s" + self._log_tail())
+              f"({self.grpc_address}) within {timeout_s:.0f} s"))
 
   def _is_available(self, stub, name: str, deadline: float) -> bool:
-    self._raise_if_exited()
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = name
     try:
@@ -235,67 +201,30 @@ class ModelServer:
       if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                       grpc.StatusCode.NOT_FOUND):
         return False
-      raise ModelServerError(f"GetModelStatus('{name}') on {self._label} failed: "
-                             f"{e.code().name}: {e.details()}" + self._log_tail()) from e
+      raise self._child.fail(f"GetModelStatus('{name}') on {self._label} failed: "
+                             f"{e.code().name}: {e.details()}") from e
     state = get_model_status_pb2.ModelVersionStatus.State
     for version in response.model_version_status:
       if version.state == state.AVAILABLE:
         return True
       if version.state == state.END and version.status.error_code != 0:
-        raise ModelServerError(
+        raise self._child.fail(
             f"model '{name}' version {version.version} failed to load on {self._label}: "
-            f"{version.status.error_message}" + self._log_tail())
+            f"{version.status.error_message}")
     return False
-
-  def _pause_unless_exited(self) -> None:
-    try:
-      self._process.wait(timeout=_POLL_INTERVAL_S)
-    except subprocess.TimeoutExpired:
-      return
-    self._raise_if_exited()
-
-  def _raise_if_exited(self) -> None:
-    code = self._process.poll()
-    if code is not None:
-      raise ModelServerError(f"{self._label} exited with status {code} "
-                             f"(command: {' '.join(self.command())})" + self._log_tail())
 
   def _grpc_channel(self) -> grpc.Channel:
     if self._channel is None:
       self._channel = grpc.insecure_channel(self.grpc_address)
     return self._channel
 
-  def _log_tail(self) -> str:
-    try:
-      with open(self.log_path, errors="replace") as f:
-        lines = f.readlines()[-_LOG_TAIL_LINES:]
-    except OSError:
-      return ""
-    return f"\n--- last lines of {self.log_path} ---\n" + "".join(lines)
-
   def stop(self) -> Optional[int]:
     """Stops the server (SIGTERM, then SIGKILL) and reaps it; returns its exit status."""
     if self._channel is not None:
       self._channel.close()
       self._channel = None
-    process, self._process = self._process, None
-    if process is None:
-      return None
-    if process.poll() is None:
-      self._signal_group(process, signal.SIGTERM)
-      try:
-        process.wait(timeout=_STOP_GRACE_S)
-      except subprocess.TimeoutExpired:
-        self._signal_group(process, signal.SIGKILL)
-        process.wait()
-    return process.returncode
-
-  @staticmethod
-  def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
-      os.killpg(process.pid, sig)
-    except ProcessLookupError:
-      pass
+    child, self._child = self._child, None
+    return child.stop() if child is not None else None
 
   def __enter__(self) -> "ModelServer":
     return self.start()
