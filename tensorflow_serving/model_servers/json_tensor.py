@@ -707,6 +707,13 @@ def _float_text_unchecked(flat: np.ndarray) -> np.ndarray:
   return text
 
 
+def _compacted(text: np.ndarray) -> str:
+  """The characters of a (slots, elements) byte matrix, element by element, zeros dropped."""
+  text = text[text.any(axis=1)]  # Most layouts leave whole slots empty for a given tensor.
+  rows = text.T.copy()
+  return rows[rows != 0].tobytes().decode("ascii")
+
+
 def _joined(text: np.ndarray, shape) -> str:
   """Nested JSON lists of `shape` around the elements of `text` (_g_text's layout)."""
   count = text.shape[1]
@@ -726,8 +733,7 @@ def _joined(text: np.ndarray, shape) -> str:
                 casting="unsafe")
   np.multiply(more, np.uint8(ord(",")), out=after[rank], casting="unsafe")
   np.multiply(more, np.uint8(ord(" ")), out=after[rank + 1], casting="unsafe")
-  rows = np.concatenate([text, after]).T.copy()
-  return "[" * rank + rows[rows != 0].tobytes().decode("ascii")
+  return "[" * rank + _compacted(np.concatenate([text, after]))
 
 
 def _tokens(array: np.ndarray, alias: str) -> List[str]:
@@ -738,9 +744,8 @@ def _tokens(array: np.ndarray, alias: str) -> List[str]:
     return []
   if _is_float(array):
     # One element per line, then split: no Python work per element.
-    text = np.concatenate([_float_text(flat), np.full((1, flat.size), ord("\n"), np.uint8)])
-    text = text.T.copy()
-    return text[text != 0].tobytes().decode("ascii").split("\n")[:-1]
+    newlines = np.full((1, flat.size), ord("\n"), np.uint8)
+    return _compacted(np.concatenate([_float_text(flat), newlines])).split("\n")[:-1]
   if kind in "iu":
     return list(map(str, flat.tolist()))
   if kind == "b":
