@@ -586,10 +586,7 @@ def _significand(magnitude: np.ndarray, digits: int):
 
 def _decimal_value(significand: np.ndarray, exponent: np.ndarray, digits: int) -> np.ndarray:
   """The double nearest to significand * 10**(exponent-digits+1), as float() reads it."""
-  shift = np.clip(exponent - (digits - 1), -22, 22)
-  power = _EXACT_POWERS_OF_TEN[np.abs(shift)]
-  value = significand.astype(np.float64)
-  return np.where(shift >= 0, value * power, value / power)
+  return _scaled(significand.astype(np.float64), -np.clip(exponent - (digits - 1), -22, 22))
 
 
 def _g_text(negative: np.ndarray, significand: np.ndarray, exponent: np.ndarray,
@@ -710,8 +707,7 @@ def _float_text_unchecked(flat: np.ndarray) -> np.ndarray:
 def _compacted(text: np.ndarray) -> str:
   """The characters of a (slots, elements) byte matrix, element by element, zeros dropped."""
   text = text[text.any(axis=1)]  # Most layouts leave whole slots empty for a given tensor.
-  rows = text.T.copy()
-  return rows[rows != 0].tobytes().decode("ascii")
+  return text.T.tobytes().translate(None, b"\0").decode("ascii")
 
 
 def _joined(text: np.ndarray, shape) -> str:
