@@ -269,7 +269,8 @@ def _numbers_at_c_speed(value: Any, dtype: int, may_hold_bools: bool) -> Optiona
       exact = _FLOAT_TYPES[dtype][1]
       if raw.min() < -exact or raw.max() > exact:
         return None
-    else:
+    elif not max(-raw.min(), raw.max()) <= _FLOAT_TYPES[dtype][2]:
+      # Something is too large, infinite or NaN (all rare): only the first refuses.
       with np.errstate(invalid="ignore"):
         magnitude = np.abs(raw)
         if ((magnitude > _FLOAT_TYPES[dtype][2]) & np.isfinite(magnitude)).any():
