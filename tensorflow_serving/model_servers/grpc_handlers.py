@@ -47,7 +47,7 @@ def _guarded(method_name: str, behaviour: Callable[[Any, grpc.ServicerContext], 
                     f"{method_name}: the request is not a valid {request.type_name} "
                     f"protocol buffer: {request.error}")
     reply = behaviour(request, context)
-    size = reply.ByteSize()
+    size = len(reply) if isinstance(reply, bytes) else reply.ByteSize()
     if size > MAX_REPLY_BYTES:
       context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"{method_name}: the reply would be {size} bytes, over the "
@@ -56,6 +56,11 @@ def _guarded(method_name: str, behaviour: Callable[[Any, grpc.ServicerContext], 
     return reply
 
   return handle
+
+
+def _serialized(reply) -> bytes:
+  # A servicer may answer with the reply's wire bytes, built without a message.
+  return reply if isinstance(reply, bytes) else reply.SerializeToString()
 
 
 def add_servicer(server: grpc.Server, servicer: Any,
@@ -67,6 +72,6 @@ def add_servicer(server: grpc.Server, servicer: Any,
     handlers[method.name] = grpc.unary_unary_rpc_method_handler(
         _guarded(f"{service.full_name}/{method.name}", getattr(servicer, method.name)),
         request_deserializer=_parser(request_class),
-        response_serializer=lambda reply: reply.SerializeToString())
+        response_serializer=_serialized)
   server.add_generic_rpc_handlers(
       (grpc.method_handlers_generic_handler(service.full_name, handlers),))

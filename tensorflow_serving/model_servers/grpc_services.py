@@ -9,10 +9,11 @@ run's timeout. Failures abort the call with TF Serving's canonical codes.
 
 import math
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 from absl import logging
 import grpc
+import numpy as np
 
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -30,6 +31,7 @@ from tensorflow_serving.model_servers import model_manager as model_manager_lib
 from tensorflow_serving.model_servers import model_metadata
 from tensorflow_serving.model_servers import monitoring
 from tensorflow_serving.model_servers import predict_impl
+from tensorflow_serving.model_servers import proto_wire
 from tensorflow_serving.model_servers import request_deadline
 from tensorflow_serving.model_servers import servable as servable_lib
 from tensorflow_serving.model_servers import serving_errors
@@ -75,6 +77,29 @@ def _fill_spec(spec, servable, signature_key: Optional[str]) -> None:
     spec.signature_name = signature_key
 
 
+def _predict_reply(response: predict_pb2.PredictResponse, outputs: Dict[str, np.ndarray],
+                   tensor_content: bool) -> bytes:
+  """The serialized PredictResponse: `response` plus an `outputs` entry per output.
+
+  Built as wire bytes so that a large output is copied once (into the reply) rather
+  than into a message and again by its serialisation; each output is dropped from
+  `outputs` as soon as its bytes are taken.
+  """
+  chunks = [response.SerializeToString()]
+  outputs_field = predict_pb2.PredictResponse.DESCRIPTOR.fields_by_name["outputs"].number
+  for alias in sorted(outputs):
+    tensor = tensor_protos.tensor_proto_chunks(outputs.pop(alias),
+                                               as_tensor_content=tensor_content)
+    key = alias.encode("utf-8")
+    tensor_size = sum(memoryview(chunk).nbytes for chunk in tensor)
+    # A map entry is a message of the key (field 1) and the value (field 2).
+    entry = [proto_wire.length_delimited_head(1, len(key)), key,
+             proto_wire.length_delimited_head(2, tensor_size)]
+    entry_size = sum(len(chunk) for chunk in entry) + tensor_size
+    chunks += [proto_wire.length_delimited_head(outputs_field, entry_size)] + entry + tensor
+  return b"".join(chunks)
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   """tensorflow.serving.PredictionService.
 
@@ -101,10 +126,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         del inputs  # Large inputs need not live while the reply is built.
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable, key)
-        for alias, value in outputs.items():
-          tensor_protos.fill_tensor_proto(response.outputs[alias], value,
-                                          as_tensor_content=self._tensor_content)
-        return response
+        return _predict_reply(response, outputs, self._tensor_content)
 
     return _call(self._metrics, "predict", request.model_spec.name, context, work)
 

@@ -269,7 +269,8 @@ def _numbers_at_c_speed(value: Any, dtype: int, may_hold_bools: bool) -> Optiona
       exact = _FLOAT_TYPES[dtype][1]
       if raw.min() < -exact or raw.max() > exact:
         return None
-    else:
+    elif not max(-raw.min(), raw.max()) <= _FLOAT_TYPES[dtype][2]:
+      # Something is too large, infinite or NaN (all rare): only the first refuses.
       with np.errstate(invalid="ignore"):
         magnitude = np.abs(raw)
         if ((magnitude > _FLOAT_TYPES[dtype][2]) & np.isfinite(magnitude)).any():
@@ -537,41 +538,199 @@ def _format_each(template: str, values: np.ndarray) -> np.ndarray:
                   dtype=object)
 
 
-def _float_tokens(flat: np.ndarray) -> List[str]:
-  """format_float of every element, computed with numpy and C loops.
+# Powers of ten that float64 holds exactly: scaling by one of them rounds once, as a
+# decimal-to-double conversion does.
+_EXACT_POWERS_OF_TEN = np.array([float(10**i) for i in range(23)])
+# How close to a rounding tie a scaled value may come before it is formatted by
+# Python instead (the float64 scaling is off by at most ~1e-7 of a unit there).
+_TIE_MARGIN = 1e-6
+# Bytes of one element in the character matrix: the widest %.9g layout has 31
+# columns (most of them empty for any one value); the longest token
+# ("-1.2345678901234567e-308", from %.17g) has 24.
+_TOKEN_WIDTH = 32
 
-  Which elements have a 6-digit form that reads back is estimated numerically (a
-  value within a few ulps of its 6-significant-digit rounding); those are formatted
-  with %.6g and checked by reading them back, all others get full precision.
+
+def _scaled(magnitude: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+  """magnitude * 10**-exponent with one rounding (|exponent| <= 22)."""
+  power = _EXACT_POWERS_OF_TEN[np.abs(exponent)]
+  up = exponent < 0
+  scaled = np.divide(magnitude, power, where=~up, out=np.empty_like(magnitude))
+  return np.multiply(magnitude, power, where=up, out=scaled)
+
+
+def _significand(magnitude: np.ndarray, digits: int):
+  """(m, X, exact): magnitude rounded to `digits` significant digits is m * 10**(X-digits+1).
+
+  `exact` is False where float64 cannot decide the rounding for sure (near a tie, or
+  a power of ten beyond 1e22); those elements are formatted one by one.
+  """
+  with np.errstate(all="ignore"):
+    exponent = np.floor(np.log10(np.where(magnitude > 0, magnitude, 1.0))).astype(np.int64)
+  low, high = 10.0 ** (digits - 1), 10.0 ** digits
+  fits = np.abs(exponent - (digits - 1)) <= 22
+  scaled = _scaled(magnitude, np.where(fits, exponent - (digits - 1), 0))
+  # log10 can be one off next to a power of ten.
+  off = np.flatnonzero(fits & ((scaled < low) | (scaled >= high)))
+  if off.size:
+    exponent[off] += np.where(scaled[off] < low, -1, 1)
+    fits[off] = np.abs(exponent[off] - (digits - 1)) <= 22
+    scaled[off] = _scaled(magnitude[off], np.where(fits[off], exponent[off] - (digits - 1), 0))
+  exact = fits & (scaled >= low) & (scaled < high)
+  exact &= np.abs(scaled - np.floor(scaled) - 0.5) > _TIE_MARGIN
+  significand = np.rint(scaled).astype(np.int64)
+  carried = significand >= high  # 999999.7 -> 1e+06
+  significand[carried] = int(low)
+  exponent += carried
+  exact &= np.abs(exponent - (digits - 1)) <= 22
+  return significand, exponent, exact
+
+
+def _decimal_value(significand: np.ndarray, exponent: np.ndarray, digits: int) -> np.ndarray:
+  """The double nearest to significand * 10**(exponent-digits+1), as float() reads it."""
+  return _scaled(significand.astype(np.float64), -np.clip(exponent - (digits - 1), -22, 22))
+
+
+def _g_text(negative: np.ndarray, significand: np.ndarray, exponent: np.ndarray,
+            precision: np.ndarray) -> np.ndarray:
+  """The '%.<precision>g' text of each value, plus '.0' on whole numbers, as bytes.
+
+  Each value is significand (9 digits, trailing zeros allowed) * 10**(exponent-8),
+  with precision 6 or 9. Column i of the (_TOKEN_WIDTH, size) result holds element
+  i's characters, with zero bytes where its layout has nothing; dropping the zeros
+  leaves the text. Zero is significand 0, exponent 0.
+  """
+  digits = 9
+  count = significand.size
+  text = np.zeros((_TOKEN_WIDTH, count), np.uint8)
+  slot = iter(range(_TOKEN_WIDTH))
+
+  def put(condition: np.ndarray, character) -> None:
+    row = text[next(slot)]
+    if isinstance(character, str):
+      np.multiply(condition, np.uint8(ord(character)), out=row, casting="unsafe")
+    else:
+      np.multiply(condition, character, out=row, casting="unsafe")
+
+  places = [None] * digits
+  rest = significand.astype(np.uint32)
+  for j in range(digits - 1, -1, -1):
+    places[j] = (rest % 10).astype(np.uint8)
+    rest //= 10
+  used = np.ones(count, np.int16)  # Significant digits without trailing zeros.
+  for j in range(1, digits):
+    used[places[j] != 0] = j + 1
+  exponent = exponent.astype(np.int16)
+  fixed = (exponent >= -4) & (exponent < precision)
+  scientific = ~fixed
+  small = fixed & (exponent < 0)
+  large = fixed & (exponent >= 0)
+  put(negative, "-")
+  put(small, "0")
+  put(small, ".")
+  for zeros in range(1, 4):
+    put(small & (exponent <= -1 - zeros), "0")
+  for j in range(digits):
+    shown = (used > j) | (large & (exponent >= j))
+    places[j] += ord("0")
+    put(shown, places[j])
+    if j == 0:
+      point = scientific & (used > 1)
+      point |= large & (exponent == 0) & (used > 1)
+    else:
+      point = large & (exponent == j) & (used > j + 1)
+    put(point, ".")
+  whole = large & (used <= exponent + 1)
+  put(whole, ".")
+  put(whole, "0")
+  put(scientific, "e")
+  put(scientific, np.where(exponent < 0, np.uint8(ord("-")), np.uint8(ord("+"))))
+  power = np.abs(exponent)
+  put(scientific & (power >= 100), (power // 100 % 10 + ord("0")).astype(np.uint8))
+  put(scientific, (power // 10 % 10 + ord("0")).astype(np.uint8))
+  put(scientific, (power % 10 + ord("0")).astype(np.uint8))
+  return text
+
+
+def _python_text(tokens: List[str]) -> np.ndarray:
+  """`tokens` laid out as _g_text lays out its text."""
+  return np.array([t.encode("ascii") for t in tokens],
+                  dtype=f"S{_TOKEN_WIDTH}").view(np.uint8).reshape(-1, _TOKEN_WIDTH).T
+
+
+def _float_text(flat: np.ndarray) -> np.ndarray:
+  # Non-finite and out-of-range elements go through the arithmetic too, then are redone.
+  with np.errstate(all="ignore"):
+    return _float_text_unchecked(flat)
+
+
+def _float_text_unchecked(flat: np.ndarray) -> np.ndarray:
+  """format_float of every element of `flat`, laid out as _g_text lays out its text.
+
+  The %.6g form is derived with numpy integer arithmetic, and whether it reads back
+  is decided as float() would: the decimal is its significand scaled by an exact power
+  of ten (one rounding, as a correctly rounded conversion), then narrowed to float32
+  for single precision. Elements float64 cannot settle (near a rounding tie, or
+  beyond 1e22) and double-precision elements needing 17 digits are formatted by Python.
   """
   single = flat.dtype.itemsize <= 4
-  exact_type = np.float32 if single else np.float64
   values = flat.astype(np.float64)
   finite = np.isfinite(values)
-  with np.errstate(all="ignore"):
-    magnitude = np.abs(np.where(finite & (values != 0), values, 1.0))
-    scale = 10.0 ** (5 - np.floor(np.log10(magnitude)))
-    rounded = np.round(values * scale) / scale
-    ulp = np.spacing(flat.astype(exact_type)).astype(np.float64)
-    short = ~finite | ~np.isfinite(rounded) | (np.abs(rounded - values) <= 4 * np.abs(ulp))
-  tokens = np.empty(values.size, dtype=object)
-  candidates = np.flatnonzero(short & finite)
-  tokens[candidates] = _format_each("%.6g", values[candidates])
-  read_back = tokens[candidates].astype(np.float64).astype(exact_type)
-  missed = candidates[read_back != values[candidates].astype(exact_type)]
-  needs_precision = ~short & finite
-  needs_precision[missed] = True
-  precise = np.flatnonzero(needs_precision)
-  tokens[precise] = _format_each("%.9g" if single else "%.17g", values[precise])
-  nonfinite = np.flatnonzero(~finite)
-  if nonfinite.size:
-    tokens[nonfinite] = np.where(np.isnan(values[nonfinite]), "NaN",
-                                 np.where(values[nonfinite] > 0, "Infinity", "-Infinity"))
-  # Whole numbers written without a point or exponent get ".0".
-  whole = np.flatnonzero(finite & (values == np.floor(values)))
-  if whole.size:
-    tokens[whole] = [t if ("." in t or "e" in t) else t + ".0" for t in tokens[whole].tolist()]
-  return tokens.tolist()
+  magnitude = np.where(finite, np.abs(values), 0.0)
+  significand, exponent, exact = _significand(magnitude, 6)
+  zero = magnitude == 0
+  significand[zero], exponent[zero], exact[zero] = 0, 0, True
+  read_back = _decimal_value(significand, exponent, 6)
+  if single:
+    short = read_back.astype(np.float32) == magnitude.astype(np.float32)
+  else:
+    short = read_back == magnitude
+  short &= exact
+  significand *= 1000
+  precision = np.full(values.size, 6, np.int16)
+  by_python = finite & ~exact
+  precise = np.flatnonzero(finite & exact & ~short)
+  if single and precise.size:
+    nine, nine_exponent, nine_exact = _significand(magnitude[precise], 9)
+    significand[precise] = nine
+    exponent[precise] = nine_exponent
+    precision[precise] = 9
+    by_python[precise[~nine_exact]] = True
+  text = _g_text(np.signbit(values), significand, exponent, precision)
+  if not single and precise.size:
+    tokens = _format_each("%.17g", values[precise]).tolist()
+    text[:, precise] = _python_text([t if "." in t or "e" in t else t + ".0" for t in tokens])
+  rows = np.flatnonzero(by_python | ~finite)
+  if rows.size:
+    text[:, rows] = _python_text([format_float(v, single) for v in values[rows].tolist()])
+  return text
+
+
+def _compacted(text: np.ndarray) -> str:
+  """The characters of a (slots, elements) byte matrix, element by element, zeros dropped."""
+  text = text[text.any(axis=1)]  # Most layouts leave whole slots empty for a given tensor.
+  return text.T.tobytes().translate(None, b"\0").decode("ascii")
+
+
+def _joined(text: np.ndarray, shape) -> str:
+  """Nested JSON lists of `shape` around the elements of `text` (_g_text's layout)."""
+  count = text.shape[1]
+  rank = len(shape)
+  # After element i, as many lists close (and reopen) as trailing axes end there.
+  closing = np.zeros(count, np.int16)
+  stride = 1
+  for size in reversed(shape):
+    stride *= size
+    closing[stride - 1::stride] += 1
+  more = np.ones(count, np.bool_)
+  more[-1] = False
+  after = np.zeros((2 * rank + 2, count), np.uint8)
+  for i in range(rank):
+    np.multiply(closing > i, np.uint8(ord("]")), out=after[i], casting="unsafe")
+    np.multiply((closing > i) & more, np.uint8(ord("[")), out=after[rank + 2 + i],
+                casting="unsafe")
+  np.multiply(more, np.uint8(ord(",")), out=after[rank], casting="unsafe")
+  np.multiply(more, np.uint8(ord(" ")), out=after[rank + 1], casting="unsafe")
+  return "[" * rank + _compacted(np.concatenate([text, after]))
 
 
 def _tokens(array: np.ndarray, alias: str) -> List[str]:
@@ -580,8 +739,10 @@ def _tokens(array: np.ndarray, alias: str) -> List[str]:
   kind = array.dtype.kind
   if not flat.size:
     return []
-  if kind == "f" or array.dtype == tf.bfloat16.as_numpy_dtype:
-    return _float_tokens(flat)
+  if _is_float(array):
+    # One element per line, then split: no Python work per element.
+    newlines = np.full((1, flat.size), ord("\n"), np.uint8)
+    return _compacted(np.concatenate([_float_text(flat), newlines])).split("\n")[:-1]
   if kind in "iu":
     return list(map(str, flat.tolist()))
   if kind == "b":
@@ -602,7 +763,13 @@ def _template(shape) -> str:
   return template
 
 
+def _is_float(array: np.ndarray) -> bool:
+  return array.dtype.kind == "f" or array.dtype == tf.bfloat16.as_numpy_dtype
+
+
 def _write(array: np.ndarray, alias: str) -> str:
+  if array.size and _is_float(array):
+    return _joined(_float_text(array.reshape(-1)), array.shape)
   return _template(array.shape) % tuple(_tokens(array, alias))
 
 

@@ -5,6 +5,7 @@ import json
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
+import tensorflow as tf
 
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
@@ -209,6 +210,48 @@ class PredictResponseTest(absltest.TestCase):
       self.assertEqual(
           json_tensor.predict_response({"y": array}, json_tensor.COLUMNAR),
           '{"outputs": ' + expected + "}", dtype)
+
+
+  def test_fast_float_writer_matches_format_float_on_random_values(self):
+    # The writer derives %g text with numpy arithmetic; format_float is the reference.
+    rng = np.random.default_rng(11)
+    edges = [0.0, -0.0, 1e22, 1e23, 9.999995e5, 999999.5, 99999.95, 1e-4, 9.99995e-5, 0.0001,
+             1e-5, 10000.25, 1234565.0, 16777217.0, 2.0**-149, -(2.0**-149), 2.0**-126,
+             3.4028234663852886e38, 1.7976931348623157e308, 5e-324, 2.2250738585072014e-308]
+    with np.errstate(all="ignore"):
+      cases = self._random_float_cases(rng, edges)
+    for dtype, parts in cases.items():
+      with np.errstate(all="ignore"):
+        array = np.concatenate([np.asarray(p).astype(dtype) for p in parts])
+        floats = array.astype(np.float64).tolist()
+      single = np.dtype(dtype).itemsize <= 4
+      expected = [json_tensor.format_float(v, single) for v in floats]
+      got = json_tensor._write(array, "y")[1:-1].split(", ")
+      mismatches = [(v, e, g) for v, e, g in zip(floats, expected, got) if e != g]
+      self.assertEqual(len(got), len(expected), dtype)
+      self.assertEqual(mismatches[:5], [], dtype)
+      # Nested shapes: the same text, the lists around it as the template writes them.
+      shaped = array[:24].reshape(2, 3, 4)
+      self.assertEqual(json_tensor._write(shaped, "y"),
+                       json_tensor._template(shaped.shape) % tuple(expected[:24]), dtype)
+
+  def _random_float_cases(self, rng, edges):
+    bits32 = rng.integers(0, 2**32, 200000, dtype=np.uint64).astype(np.uint32)
+    bits64 = rng.integers(0, 2**64 - 1, 200000, dtype=np.uint64)
+    return {
+        np.float32: [bits32.view(np.float32),
+                     rng.standard_normal(50000) * 10.0 ** rng.integers(-46, 39, 50000),
+                     np.round(rng.uniform(-1e4, 1e4, 50000), rng.integers(0, 7)),
+                     rng.integers(-2**25, 2**25, 50000).astype(np.float64),
+                     np.arange(0, 2**20) / 7, edges],
+        np.float64: [bits64.view(np.float64),
+                     rng.standard_normal(50000) * 10.0 ** rng.integers(-320, 309, 50000),
+                     np.round(rng.uniform(-1e4, 1e4, 50000), 3),
+                     rng.integers(-2**54, 2**54, 50000).astype(np.float64), edges],
+        np.float16: [rng.integers(0, 2**16, 70000, dtype=np.uint16).view(np.float16)],
+        tf.bfloat16.as_numpy_dtype: [
+            rng.integers(0, 2**16, 70000, dtype=np.uint16).view(tf.bfloat16.as_numpy_dtype)],
+    }
 
 
 class ExamplesTest(absltest.TestCase):

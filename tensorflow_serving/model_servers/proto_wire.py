@@ -66,7 +66,6 @@ def varints(values: np.ndarray) -> bytes:
   return rows[keep].tobytes()
 
 
-def length_delimited(field_number: int, payload: bytes) -> bytes:
-  """A length-delimited field (e.g. a packed repeated field) with its tag."""
-  return (varint(field_number << 3 | WIRETYPE_LENGTH_DELIMITED) + varint(len(payload)) +
-          payload)
+def length_delimited_head(field_number: int, length: int) -> bytes:
+  """The tag and length that precede a length-delimited field's `length` bytes."""
+  return varint(field_number << 3 | WIRETYPE_LENGTH_DELIMITED) + varint(length)
