@@ -62,7 +62,7 @@ def _cpu_seconds(pid):
   return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class ConnectionBoundsTest(tf.test.TestCase):
+class ConnectionBoundsTest(util.ServerTestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -72,24 +72,12 @@ class ConnectionBoundsTest(tf.test.TestCase):
     util.export_half_plus_two(cls.model_dir, 123)
     cls.counter_dir = os.path.join(root, "counter")
     util.export_counting_model(cls.counter_dir, 1)
-    cls.server = util.ServerProcess.start(root, [
+    cls.start_server(root, [
         "--model_name=half_plus_two", f"--model_base_path={cls.model_dir}",
         f"--rest_api_header_read_timeout_in_ms={int(HEADER_TIMEOUT_S * 1000)}",
         f"--rest_api_body_read_timeout_in_ms={int(BODY_TIMEOUT_S * 1000)}",
         f"--rest_api_idle_timeout_in_ms={int(IDLE_TIMEOUT_S * 1000)}",
-    ])
-    try:
-      cls.server.wait_until_available("half_plus_two")
-    except BaseException:
-      cls.server.stop()
-      raise
-
-  @classmethod
-  def tearDownClass(cls):
-    code = cls.server.stop()
-    super().tearDownClass()
-    if code != 0:
-      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
+    ], ["half_plus_two"])
 
   def _assert_good_request_answered(self):
     status, body = util.curl("POST", self.server.rest_url + PREDICT, '{"instances": [1.0]}')

@@ -8,7 +8,6 @@ and asserts the server's peak RSS (VmHWM) barely moves.
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 
@@ -56,7 +55,7 @@ def _vm_hwm_bytes(pid):
   raise AssertionError(f"no VmHWM in /proc/{pid}/status")
 
 
-class HostileInputTest(tf.test.TestCase):
+class HostileInputTest(util.ServerTestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -72,17 +71,11 @@ class HostileInputTest(tf.test.TestCase):
         util.model_config("half_plus_two", half_plus_two),
         util.model_config("versions", versions, "all {}", {"stable": 1}),
         util.model_config("counter", counter)))
-    cls.server = util.ServerProcess.start(root, [
+    cls.start_server(root, [
         f"--model_config_file={config_path}",
         f"--rest_api_max_request_bytes={MAX_REST_BYTES}",
         "--rest_api_timeout_in_ms=20000",
-    ])
-    try:
-      for model in ("half_plus_two", "versions", "counter"):
-        cls.server.wait_until_available(model)
-    except BaseException:
-      cls.server.stop()
-      raise
+    ], ["half_plus_two", "versions", "counter"])
     cls.channel = grpc.insecure_channel(cls.server.grpc_address)
     cls.predictions = prediction_service_pb2_grpc.PredictionServiceStub(cls.channel)
     cls.models = model_service_pb2_grpc.ModelServiceStub(cls.channel)
@@ -90,10 +83,7 @@ class HostileInputTest(tf.test.TestCase):
   @classmethod
   def tearDownClass(cls):
     cls.channel.close()
-    code = cls.server.stop()
     super().tearDownClass()
-    if code != 0:
-      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
 
   def _assert_still_serving(self):
     status, body = util.curl("POST", self.server.rest_url + HPT + ":predict",

@@ -16,6 +16,7 @@ import time
 from typing import Dict, Optional, Sequence, Tuple
 
 import grpc
+import tensorflow as tf
 
 from google.protobuf import text_format
 from tensorflow_serving.apis import get_model_status_pb2
@@ -215,6 +216,36 @@ class ServerProcess:
       self._channel.close()
       self._channel = None
     return self._child.stop(signum)
+
+
+class ServerTestCase(tf.test.TestCase):
+  """A test class sharing one model server process, `cls.server`.
+
+  `start_server` starts it and waits for the named models, stopping it if they never
+  become AVAILABLE; `tearDownClass` stops it and fails the class unless SIGTERM made it
+  exit 0, because a server that cannot shut down cleanly is a bug too.
+  """
+
+  server: Optional[ServerProcess] = None
+
+  @classmethod
+  def start_server(cls, log_dir: str, extra_args: Sequence[str], models: Sequence[str],
+                   rest: bool = True) -> ServerProcess:
+    cls.server = ServerProcess.start(log_dir, extra_args, rest=rest)
+    try:
+      for model in models:
+        cls.server.wait_until_available(model)
+    except BaseException:
+      cls.server.stop()
+      raise
+    return cls.server
+
+  @classmethod
+  def tearDownClass(cls):
+    code = cls.server.stop() if cls.server is not None else 0
+    super().tearDownClass()
+    if code != 0:
+      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
 
 
 def curl(method: str, url: str, body: Optional[str] = None,

@@ -38,7 +38,7 @@ def _example(**features):
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-class TensorflowModelServerTest(tf.test.TestCase):
+class TensorflowModelServerTest(util.ServerTestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -85,11 +85,8 @@ class TensorflowModelServerTest(tf.test.TestCase):
   @classmethod
   def tearDownClass(cls):
     cls.channel.close()
-    code = cls.server.stop()
     shutil.rmtree(cls.socket_dir, ignore_errors=True)
     super().tearDownClass()
-    if code != 0:
-      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
 
   def _predict_request(self, x, model="half_plus_two", **spec):
     request = predict_pb2.PredictRequest()

@@ -209,7 +209,7 @@ def _run_to_exit(*args):
   return result.returncode, result.stdout.decode() + result.stderr.decode()
 
 
-class CompatTestBase(tf.test.TestCase):
+class CompatTestBase(util.ServerTestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -256,11 +256,8 @@ class DefaultFlagsTest(CompatTestBase):
   @classmethod
   def tearDownClass(cls):
     cls.channel.close()
-    code = cls.server.stop()
     shutil.rmtree(cls.socket_dir, ignore_errors=True)
     super().tearDownClass()
-    if code != 0:
-      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
 
   def test_models_are_available_when_the_port_opens(self):
     self.assertEqual(self.first_states, {"half_plus_two": {123: State.AVAILABLE},
@@ -404,26 +401,13 @@ class NonDefaultFlagsTest(CompatTestBase):
         util.model_config("half_plus_two", cls.half_plus_two),
         util.model_config("tf2", cls.tf2),
         util.model_config("counter", cls.counter)))
-    cls.server = util.ServerProcess.start(cls.root, [
+    cls.start_server(cls.root, [
         f"--model_config_file={config_path}", "--enable_serialization_as_tensor_content",
         "--num_request_iterations_for_warmup=3",
         "--enable_signature_method_name_check",
         "--grpc_channel_arguments=grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb"],
-        rest=False)
-    try:
-      cls.server.wait_until_available("tf2")
-      cls.server.wait_until_available("counter")
-    except BaseException:
-      cls.server.stop()
-      raise
+        ["tf2", "counter"], rest=False)
     cls.predictions = prediction_service_pb2_grpc.PredictionServiceStub(cls.server.channel())
-
-  @classmethod
-  def tearDownClass(cls):
-    code = cls.server.stop()
-    super().tearDownClass()
-    if code != 0:
-      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
 
   def test_predict_answers_in_tensor_content(self):
     response = self.predictions.Predict(
@@ -468,23 +452,12 @@ class BatchingTest(CompatTestBase):
     config_path = util.write_config(os.path.join(cls.root, "models.config"), util.server_config(
         util.model_config("half_plus_two", cls.half_plus_two),
         util.model_config("batched", batched)))
-    cls.server = util.ServerProcess.start(cls.root, [
+    cls.start_server(cls.root, [
         f"--model_config_file={config_path}", "--enable_batching",
         f"--batching_parameters_file={global_parameters}",
-        "--enable_per_model_batching_parameters", "--noenable_model_warmup"], rest=False)
-    try:
-      cls.server.wait_until_available("batched")
-    except BaseException:
-      cls.server.stop()
-      raise
+        "--enable_per_model_batching_parameters", "--noenable_model_warmup"],
+        ["batched"], rest=False)
     cls.predictions = prediction_service_pb2_grpc.PredictionServiceStub(cls.server.channel())
-
-  @classmethod
-  def tearDownClass(cls):
-    code = cls.server.stop()
-    super().tearDownClass()
-    if code != 0:
-      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
 
   def test_concurrent_requests_share_one_session_run(self):
     barrier = threading.Barrier(self.ROWS)
@@ -518,22 +491,10 @@ class TfLiteTest(CompatTestBase):
     add_tflite_model(util.copy_version(cls.half_plus_two_version, both, 1))
     config_path = util.write_config(os.path.join(cls.root, "models.config"), util.server_config(
         util.model_config("both", both), util.model_config("saved_model", cls.half_plus_two)))
-    cls.server = util.ServerProcess.start(cls.root, [
+    cls.start_server(cls.root, [
         f"--model_config_file={config_path}", "--prefer_tflite_model", "--num_tflite_pools=2"],
-        rest=False)
-    try:
-      cls.server.wait_until_available("both")
-    except BaseException:
-      cls.server.stop()
-      raise
+        ["both"], rest=False)
     cls.predictions = prediction_service_pb2_grpc.PredictionServiceStub(cls.server.channel())
-
-  @classmethod
-  def tearDownClass(cls):
-    code = cls.server.stop()
-    super().tearDownClass()
-    if code != 0:
-      raise cls.server.fail(f"the server exited with {code} on SIGTERM")
 
   def test_predict_runs_the_tflite_model(self):
     response = self.predictions.Predict(_predict_request("both", "x", [1.0, 2.0, 5.0]),
