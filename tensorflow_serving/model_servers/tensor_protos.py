@@ -20,20 +20,26 @@ from tensorflow_serving.model_servers import proto_wire
 from tensorflow_serving.model_servers import serving_errors
 from tensorflow_serving.model_servers import tensor_limits
 
-# The repeated field that carries each numeric dtype when it is not packed.
-_VALUE_FIELDS = {
+# TensorProto's typed field for each dtype, as TensorFlow's Tensor::AsProtoField
+# writes it: small integers widen to int_val, half and bfloat16 go to half_val as their
+# 16-bit patterns, complex numbers as (real, imaginary) pairs.
+_TYPED_FIELDS = {
     types_pb2.DT_FLOAT: "float_val",
     types_pb2.DT_DOUBLE: "double_val",
     types_pb2.DT_INT32: "int_val",
     types_pb2.DT_INT16: "int_val",
     types_pb2.DT_INT8: "int_val",
     types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
     types_pb2.DT_INT64: "int64_val",
     types_pb2.DT_UINT32: "uint32_val",
     types_pb2.DT_UINT64: "uint64_val",
     types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val",
+    types_pb2.DT_BFLOAT16: "half_val",
+    types_pb2.DT_COMPLEX64: "scomplex_val",
+    types_pb2.DT_COMPLEX128: "dcomplex_val",
 }
-
 
 # The numpy type of each repeated field's values.
 _FIELD_NUMPY_TYPES = {
@@ -45,6 +51,9 @@ _FIELD_NUMPY_TYPES = {
     "uint64_val": np.uint64,
     "bool_val": np.bool_,
 }
+# The dtypes whose repeated field numpy reads in one call (requests).
+_VALUE_FIELDS = {dtype: field for dtype, field in _TYPED_FIELDS.items()
+                 if field in _FIELD_NUMPY_TYPES}
 
 
 def _numpy_dtype(dtype: int):
@@ -131,29 +140,9 @@ def to_ndarray(proto: tensor_pb2.TensorProto, alias: str = "",
         f"is not a valid TensorProto: {e}") from e
 
 
-# TensorProto's typed field for each dtype, as TensorFlow's Tensor::AsProtoField
-# writes it: small integers widen to int_val, half and bfloat16 go to half_val as their
-# 16-bit patterns, complex numbers as (real, imaginary) pairs.
-_REPLY_FIELDS = {
-    types_pb2.DT_FLOAT: "float_val",
-    types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT32: "int_val",
-    types_pb2.DT_INT16: "int_val",
-    types_pb2.DT_INT8: "int_val",
-    types_pb2.DT_UINT8: "int_val",
-    types_pb2.DT_UINT16: "int_val",
-    types_pb2.DT_INT64: "int64_val",
-    types_pb2.DT_UINT32: "uint32_val",
-    types_pb2.DT_UINT64: "uint64_val",
-    types_pb2.DT_BOOL: "bool_val",
-    types_pb2.DT_HALF: "half_val",
-    types_pb2.DT_BFLOAT16: "half_val",
-    types_pb2.DT_COMPLEX64: "scomplex_val",
-    types_pb2.DT_COMPLEX128: "dcomplex_val",
-}
 _FIXED_WIDTH = frozenset(["float_val", "double_val", "scomplex_val", "dcomplex_val"])
 _FIELD_NUMBERS = {name: tensor_pb2.TensorProto.DESCRIPTOR.fields_by_name[name].number
-                  for name in set(_REPLY_FIELDS.values()) | {"tensor_content"}}
+                  for name in set(_TYPED_FIELDS.values()) | {"tensor_content"}}
 
 
 def _little_endian(array: np.ndarray) -> memoryview:
@@ -180,14 +169,14 @@ def tensor_proto_chunks(value, *, as_tensor_content: bool = False) -> List[bytes
       dtype = tf.as_dtype(array.dtype).as_datatype_enum
     except TypeError:
       dtype = None
-  if dtype not in _REPLY_FIELDS:
+  if dtype not in _TYPED_FIELDS:
     return [tf.make_tensor_proto(array).SerializeToString()]
   header = tensor_pb2.TensorProto(dtype=dtype)
   for size in array.shape:
     header.tensor_shape.dim.add().size = size
   chunks = [header.SerializeToString()]
   if array.size:
-    field = "tensor_content" if as_tensor_content else _REPLY_FIELDS[dtype]
+    field = "tensor_content" if as_tensor_content else _TYPED_FIELDS[dtype]
     if field == "tensor_content" or field in _FIXED_WIDTH:
       payload = _little_endian(array)
     elif field == "half_val":
